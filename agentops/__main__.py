@@ -1,0 +1,5 @@
+import sys
+
+from agentops.cli import main
+
+sys.exit(main())

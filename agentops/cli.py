@@ -1,0 +1,78 @@
+"""`agentops` — one console script, a subcommand per component.
+
+Each subcommand imports only its own package, so a sidecar never loads the operator
+(and its kopf dependency) and vice versa.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from agentops import __version__
+from agentops.errors import ConfigError
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # kopf logs every handler call at INFO; at thousands of objects that drowns the rest.
+    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _run_operator(args: argparse.Namespace) -> int:
+    from agentops_operator.main import serve
+    from agentops_operator.settings import from_args
+
+    settings = from_args(args)
+    _configure_logging(settings.log_level)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _run_controlplane(args: argparse.Namespace) -> int:
+    from agentops.envtest import main as envtest_main
+
+    return envtest_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentops", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"agentops {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    op = sub.add_parser("operator", help="run the operator (kopf controller + sidecar API)")
+    from agentops_operator.settings import add_arguments
+
+    add_arguments(op)
+    op.set_defaults(func=_run_operator)
+
+    cp = sub.add_parser(
+        "controlplane",
+        help="start a local etcd + kube-apiserver for development (same as the tests use)",
+        add_help=False,
+    )
+    cp.add_argument("rest", nargs=argparse.REMAINDER)
+    cp.set_defaults(func=_run_controlplane)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"agentops {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

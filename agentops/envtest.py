@@ -1,0 +1,419 @@
+"""A real Kubernetes control plane (etcd + kube-apiserver) on loopback, for tests and humans.
+
+This is the envtest idea from controller-runtime, in Python: run the genuine API server
+binaries instead of a fake, so that admission, RBAC, CRD schema validation and CEL rules
+behave exactly as in a cluster.
+
+Trade-offs, chosen on purpose:
+
+* Only etcd and kube-apiserver run. There is no controller-manager, scheduler or kubelet:
+  pods are stored but never scheduled, deleted namespaces stay ``Terminating`` forever,
+  nothing garbage-collects owner references and no service-account tokens are minted
+  (the ServiceAccount admission plugin is disabled so pods can be created without one).
+  Tests that need those behaviours belong on a real cluster
+  (``AGENTOPS_TEST_EXISTING_CLUSTER=1`` in the test suite).
+* Everything is throwaway: etcd runs with ``--unsafe-no-fsync`` and a temporary data
+  directory, and the PKI (CA, serving cert, admin client cert, service-account keys) is
+  minted fresh on every start. Start-up is a few seconds, paid once per test session.
+* Ports are found by binding ``127.0.0.1:0`` and releasing them, so another process could
+  in principle grab one in between; on loopback in a test run that is rare enough.
+* Binaries come from ``KUBEBUILDER_ASSETS`` (the envtest convention) or are built once by
+  ``hack/build-envtest.sh`` into a cache outside the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import datetime
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BINARIES = ("etcd", "kube-apiserver", "kubectl")
+CONTEXT = "agentops-envtest"
+
+
+class EnvtestError(RuntimeError):
+    """The control plane could not be found, built or started."""
+
+
+def find_binaries() -> Path:
+    """Return a directory holding etcd, kube-apiserver and kubectl.
+
+    ``KUBEBUILDER_ASSETS`` wins if set (and is never "repaired" by building: a wrong path
+    should fail loudly, not silently trigger a long build). Otherwise the build script
+    finds or builds them and prints the directory as its last stdout line.
+    """
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets:
+        directory = Path(assets)
+        source = f"KUBEBUILDER_ASSETS={assets}"
+    else:
+        script = REPO_ROOT / "hack" / "build-envtest.sh"
+        # stderr is inherited so a cold build's progress shows up live.
+        proc = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, stderr=None, text=True)
+        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+        if proc.returncode != 0 or not lines:
+            raise EnvtestError(f"{script} failed (exit {proc.returncode}); see its output above")
+        directory = Path(lines[-1].strip())
+        source = str(script)
+    missing = [b for b in BINARIES if not (directory / b).is_file() or not os.access(directory / b, os.X_OK)]
+    if missing:
+        raise EnvtestError(f"{source}: missing or not executable in {directory}: {', '.join(missing)}")
+    return directory
+
+
+def _free_ports(count: int) -> list[int]:
+    # Hold all sockets open until every port is chosen, so the ports are distinct.
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _pem_key(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def _pem_cert(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _issue(
+    subject: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool = False,
+    usage: x509.ObjectIdentifier | None = None,
+    sans: list[x509.GeneralName] | None = None,
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        # Backdated a little so clock skew between us and the apiserver cannot bite.
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+    else:
+        builder = builder.add_extension(
+            x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True
+        )
+    if usage is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _set_pdeathsig() -> None:
+    # Linux: the kernel kills the child if we die without running any cleanup (SIGKILL,
+    # OOM), so no orphaned etcd/apiserver survives a hard-killed test run.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort only; atexit and stop() still apply
+        pass
+
+
+class ControlPlane:
+    """etcd + kube-apiserver on 127.0.0.1 with an admin kubeconfig; see the module docstring."""
+
+    def __init__(self, bin_dir: Path | None = None, startup_timeout: float = 60.0) -> None:
+        self._bin_dir = bin_dir
+        self.startup_timeout = startup_timeout
+        self.workdir: Path | None = None
+        self.kubeconfig = Path()
+        self.server = ""
+        self.startup_seconds: float | None = None
+        self._procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        self._logs: list[IO[bytes]] = []
+
+    @property
+    def bin_dir(self) -> Path:
+        if self._bin_dir is None:
+            self._bin_dir = find_binaries()
+        return self._bin_dir
+
+    @property
+    def kubectl_path(self) -> Path:
+        return self.bin_dir / "kubectl"
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        bin_dir = self.bin_dir  # may build; not counted in the start time
+        began = time.monotonic()
+        self.workdir = Path(tempfile.mkdtemp(prefix="agentops-envtest-"))
+        atexit.register(self.stop)
+        try:
+            etcd_port, peer_port, api_port = _free_ports(3)
+            self._write_pki()
+            self._spawn(
+                "etcd",
+                [
+                    str(bin_dir / "etcd"),
+                    f"--data-dir={self.workdir / 'etcd'}",
+                    f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+                    f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+                    f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+                    # The defaults point at localhost:2380, which may be in use by something else.
+                    f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+                    f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
+                    "--unsafe-no-fsync",
+                ],
+            )
+            pki = self.workdir / "pki"
+            # kube-apiserver has no --log-file any more (klog flags were removed); logs go to stderr.
+            self._spawn(
+                "kube-apiserver",
+                [
+                    str(bin_dir / "kube-apiserver"),
+                    f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                    f"--secure-port={api_port}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    f"--tls-cert-file={pki / 'apiserver.crt'}",
+                    f"--tls-private-key-file={pki / 'apiserver.key'}",
+                    f"--client-ca-file={pki / 'ca.crt'}",
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                    f"--service-account-key-file={pki / 'sa.pub'}",
+                    f"--service-account-signing-key-file={pki / 'sa.key'}",
+                    "--service-cluster-ip-range=10.0.0.0/24",
+                    "--authorization-mode=RBAC",
+                    "--disable-admission-plugins=ServiceAccount",
+                    "--allow-privileged=true",
+                ],
+            )
+            self.server = f"https://127.0.0.1:{api_port}"
+            self._write_kubeconfig()
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+        log.info("control plane ready at %s in %.2f s", self.server, self.startup_seconds)
+
+    def stop(self) -> None:
+        """Stop the apiserver, then etcd (it must outlive its client), then remove all files."""
+        for name, proc, _ in reversed(self._procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop on SIGTERM; killing it", name)
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                except ProcessLookupError:
+                    proc.wait()
+        self._procs.clear()
+        for f in self._logs:
+            f.close()
+        self._logs.clear()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+        atexit.unregister(self.stop)
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        assert self.workdir is not None
+        log_path = self.workdir / f"{name}.log"
+        log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._logs.append(log_file)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            # Own session/process group: a terminal's Ctrl-C reaches only us, so we can shut
+            # down in order, and killpg() reaches anything the binary might fork.
+            start_new_session=True,
+            # PDEATHSIG fires when the *thread* that forked exits, so only use it from the main thread.
+            preexec_fn=_set_pdeathsig if threading.current_thread() is threading.main_thread() else None,
+        )
+        self._procs.append((name, proc, log_path))
+
+    def _write_pki(self) -> None:
+        assert self.workdir is not None
+        pki = self.workdir / "pki"
+        pki.mkdir()
+        # ECDSA P-256 for TLS: key generation is near-instant, unlike RSA.
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "agentops-envtest-ca")])
+        ca = _issue(ca_name, ca_key, ca_name, ca_key, ca=True)
+        srv_key = ec.generate_private_key(ec.SECP256R1())
+        sans: list[x509.GeneralName] = [
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            # In-cluster names and the first service IP, for anything that dials the Service.
+            *(x509.DNSName(n) for n in ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                                         "kubernetes.default.svc.cluster.local")),
+            x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+        ]
+        srv = _issue(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]), srv_key, ca_name,
+                     ca_key, usage=ExtendedKeyUsageOID.SERVER_AUTH, sans=sans)
+        adm_key = ec.generate_private_key(ec.SECP256R1())
+        adm_name = x509.Name([
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "agentops-admin"),
+        ])
+        adm = _issue(adm_name, adm_key, ca_name, ca_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+        # Service-account token signing wants RSA (RS256 is what every consumer accepts).
+        sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        files = {
+            "ca.crt": _pem_cert(ca),
+            "apiserver.crt": _pem_cert(srv),
+            "apiserver.key": _pem_key(srv_key),
+            "admin.crt": _pem_cert(adm),
+            "admin.key": _pem_key(adm_key),
+            "sa.key": _pem_key(sa_key),
+            "sa.pub": sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        }
+        for name, data in files.items():
+            (pki / name).write_bytes(data)
+            (pki / name).chmod(0o600)
+
+    def _write_kubeconfig(self) -> None:
+        assert self.workdir is not None
+        pki = self.workdir / "pki"
+
+        def b64(name: str) -> str:
+            return base64.b64encode((pki / name).read_bytes()).decode()
+
+        # Embedded data makes the file self-contained (copyable, usable from any cwd).
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": CONTEXT, "cluster": {"server": self.server, "certificate-authority-data": b64("ca.crt")}}],
+            "users": [{"name": "agentops-admin",
+                       "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")}}],
+            "contexts": [{"name": CONTEXT,
+                          "context": {"cluster": CONTEXT, "user": "agentops-admin", "namespace": "default"}}],
+            "current-context": CONTEXT,
+            "preferences": {},
+        }
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.kubeconfig.chmod(0o600)
+
+    def _wait_ready(self) -> None:
+        assert self.workdir is not None
+        pki = self.workdir / "pki"
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        deadline = time.monotonic() + self.startup_timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            for name, proc, log_path in self._procs:
+                if proc.poll() is not None:
+                    raise EnvtestError(f"{name} exited with code {proc.returncode} during start-up; "
+                                       f"last lines of its log:\n{_tail(log_path)}")
+            try:
+                with urllib.request.urlopen(f"{self.server}/readyz", context=ctx, timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+                    last = f"HTTP {resp.status}"
+            except urllib.error.HTTPError as e:  # 500 while post-start hooks are still running
+                last = f"HTTP {e.code}: {e.read().decode(errors='replace')[-2000:]}"
+            except (OSError, ssl.SSLError) as e:
+                last = str(e)
+            time.sleep(0.2)
+        raise EnvtestError(f"kube-apiserver not ready after {self.startup_timeout:.0f} s ({last}); "
+                           f"last lines of its log:\n{_tail(self._procs[-1][2])}")
+
+    def alive(self) -> bool:
+        return bool(self._procs) and all(p.poll() is None for _, p, _ in self._procs)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as e:
+        return f"(log unreadable: {e})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="agentops-envtest",
+        description="Run a throwaway etcd + kube-apiserver on loopback until interrupted.",
+    )
+    parser.add_argument("--print-binaries", action="store_true",
+                        help="find or build etcd/kube-apiserver/kubectl, print their directory and exit")
+    parser.add_argument("--startup-timeout", type=float, default=60.0, help="seconds to wait for /readyz")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        if args.print_binaries:
+            print(find_binaries())
+            return 0
+        stop = threading.Event()
+
+        def _on_signal(signum: int, _frame: object) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+        with ControlPlane(startup_timeout=args.startup_timeout) as cp:
+            print(f"export KUBECONFIG={cp.kubeconfig}")
+            print(f"# server: {cp.server}")
+            print(f"# kubectl: {cp.kubectl_path}")
+            print("# Ctrl-C to stop (the kubeconfig is deleted with the control plane)", flush=True)
+            # A short wait in a loop keeps signal handling prompt and notices a crashed child.
+            while not stop.wait(1.0):
+                if not cp.alive():
+                    log.error("a control-plane process exited unexpectedly; stopping")
+                    return 1
+        return 0
+    except EnvtestError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1

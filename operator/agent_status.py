@@ -1,0 +1,101 @@
+"""The Agent status the operator wants, and whether writing it is worth an API call.
+
+Writes are expensive at scale (10,000 agents reporting every few seconds would be
+thousands of writes per second), so a new status is written only when
+
+* something meaningful changed: phase, a condition's status or reason, the observed
+  generation, the set of active faults or whether they are applied, the restart
+  count; or
+* the heartbeat interval has passed since the last write and the metrics moved.
+
+Metrics and messages ride along with those writes but never cause one on their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agentops_operator.conditions import ConditionSpec, essence, merge_conditions
+from agentops_operator.health import HEALTHY, UNKNOWN, Assessment
+
+
+@dataclass(frozen=True)
+class ActiveFault:
+    name: str
+    uid: str
+    type: str
+    expires_at: str
+    applied: bool
+
+
+def desired_status(
+    previous: dict[str, Any],
+    *,
+    generation: int,
+    assessment: Assessment,
+    faults: list[ActiveFault],
+    last_report_time: str | None,
+    reporters: int,
+    instances: tuple[str, ...],
+    now: str,
+) -> dict[str, Any]:
+    if assessment.phase == HEALTHY:
+        ready = ConditionSpec("Ready", "True", "Healthy", assessment.message)
+    elif assessment.phase == UNKNOWN:
+        ready = ConditionSpec("Ready", "Unknown", assessment.reason, assessment.message)
+    else:
+        ready = ConditionSpec("Ready", "False", assessment.reason, assessment.message)
+    telemetry = ConditionSpec(
+        "TelemetryFresh",
+        assessment.telemetry_fresh,
+        assessment.telemetry_reason,
+        {"True": f"{reporters} sidecar(s) reporting", "False": assessment.message}.get(assessment.telemetry_fresh, assessment.message),
+    )
+    if faults:
+        applied = all(f.applied for f in faults)
+        fault_condition = ConditionSpec(
+            "FaultActive",
+            "True",
+            "FaultsApplied" if applied else "FaultsAssigned",
+            ", ".join(f"{f.name} ({f.type})" for f in faults)
+            + ("" if applied else "; not yet confirmed by the sidecar"),
+        )
+    else:
+        fault_condition = ConditionSpec("FaultActive", "False", "NoActiveFaults", "no fault targets this agent")
+
+    status: dict[str, Any] = {
+        "phase": assessment.phase,
+        "observedGeneration": generation,
+        "conditions": merge_conditions(previous.get("conditions"), [ready, telemetry, fault_condition], generation=generation, now=now),
+        "metrics": dict(assessment.metrics),
+        "activeFaults": [
+            {"name": f.name, "type": f.type, "expiresAt": f.expires_at, "applied": f.applied} for f in faults
+        ],
+        "activeFaultCount": len(faults),
+        "restartCount": int(previous.get("restartCount", 0)),
+    }
+    if last_report_time is not None:
+        status["telemetry"] = {"lastReportTime": last_report_time, "reporters": reporters, "instances": list(instances)[:50]}
+    elif "telemetry" in previous:
+        status["telemetry"] = previous["telemetry"]
+    return status
+
+
+def signature(status: dict[str, Any]) -> tuple[Any, ...]:
+    """What a change must touch to be worth a write on its own."""
+    return (
+        status.get("phase"),
+        status.get("observedGeneration"),
+        essence(status.get("conditions")),
+        tuple((f.get("name"), f.get("applied")) for f in status.get("activeFaults") or ()),
+        status.get("restartCount"),
+    )
+
+
+def needs_write(previous: dict[str, Any], wanted: dict[str, Any], *, since_last_write: float, heartbeat: float) -> bool:
+    if signature(previous) != signature(wanted):
+        return True
+    if since_last_write < heartbeat:
+        return False
+    return previous.get("metrics") != wanted.get("metrics") or previous.get("telemetry") != wanted.get("telemetry")

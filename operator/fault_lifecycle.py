@@ -1,0 +1,206 @@
+"""A Fault's life: pure decisions from its spec, its status, its targets and the time.
+
+    Pending ──target appears──▶ Active ──expiresAt──▶ Expired
+       │
+       └──no target within `duration` of creation──▶ Failed
+
+* The clock starts when the fault becomes Active: `expiresAt = startedAt + duration`.
+* A Pending fault waits for its target (GitOps tools apply Agents and Faults in any
+  order) but not forever: a forgotten fault must not strike an agent created weeks
+  later, so Pending is bounded by the same duration and then ends as Failed.
+* A fault whose `expiresAt` passed while the operator was down is expired on the
+  first decision after the restart, never re-activated.
+* Halted and Aborted are ended by other parts (halt switch, stop conditions); like
+  every ended phase they are final here.
+
+The decision says what the status should be, which Events to post and when to look
+again; the caller performs the I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from agentops_operator.conditions import ConditionSpec, merge_conditions
+from agentops_operator.resources import FaultSpec, format_time, parse_time
+
+PENDING, ACTIVE, EXPIRED, HALTED, ABORTED, FAILED = "Pending", "Active", "Expired", "Halted", "Aborted", "Failed"
+ENDED = frozenset({EXPIRED, HALTED, ABORTED, FAILED})
+
+# `kubectl get faults` shows at most this many target names before "+N".
+_SUMMARY_NAMES = 3
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class FaultDecision:
+    status: dict[str, Any]
+    events: tuple[EventSpec, ...] = ()
+    next_check: datetime | None = None  # when the decision may change with time alone
+    enforce: bool = False  # whether sidecars of the targets must enforce it now
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FaultView:
+    """The parts of a Fault object a decision depends on."""
+
+    name: str
+    generation: int
+    created: datetime
+    spec: FaultSpec
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+def target_summary(targets: list[str]) -> str:
+    if not targets:
+        return "<none>"
+    shown = ",".join(targets[:_SUMMARY_NAMES])
+    return shown if len(targets) <= _SUMMARY_NAMES else f"{shown},+{len(targets) - _SUMMARY_NAMES}"
+
+
+def _describe_target(spec: FaultSpec) -> str:
+    if spec.target_agent is not None:
+        return f"agent {spec.target_agent!r}"
+    assert spec.target_selector is not None
+    return f"agents matching {spec.target_selector.describe()}"
+
+
+def _whole_second_floor(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
+
+
+def decide(fault: FaultView, targets: list[str], now: datetime) -> FaultDecision:
+    """The status the fault should have at `now`, given the agents it resolves to."""
+    status = dict(fault.status)
+    phase = status.get("phase") or PENDING
+    events: list[EventSpec] = []
+    stamp = format_time(now)
+    targets = sorted(targets)
+
+    if phase in ENDED:
+        return FaultDecision(status=status)
+
+    if phase == ACTIVE:
+        expires = parse_time(status.get("expiresAt"))
+        if expires is None:  # an Active status without expiry is not ours; restart the clock safely
+            phase = PENDING
+        elif now >= expires:
+            late = (now - expires).total_seconds()
+            note = f" (operator resumed {late:.0f}s after expiry)" if late >= 2 else ""
+            status.update(phase=EXPIRED, endedAt=stamp, message=f"expired at {format_time(expires)}{note}")
+            events.append(EventSpec("Normal", "FaultExpired", f"{fault.spec.type} fault ended after {fault.spec.duration_s:g}s{note}"))
+            wanted = [
+                ConditionSpec("Active", "False", "Expired", "the fault's duration has elapsed"),
+                ConditionSpec("Ready", "True", "Expired", "the fault ran for its whole duration and ended"),
+            ]
+            status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=fault.generation, now=stamp)
+            status["observedGeneration"] = fault.generation
+            return FaultDecision(status=status, events=tuple(events))
+        else:
+            resolved = bool(targets)
+            if targets != status.get("targets"):
+                status["targets"] = targets
+                status["targetSummary"] = target_summary(targets)
+            wanted = [
+                ConditionSpec("TargetsResolved", "True" if resolved else "False",
+                              "TargetsFound" if resolved else "TargetNotFound",
+                              f"enforced on {len(targets)} agent(s)" if resolved else f"no {_describe_target(fault.spec)} exists now"),
+                ConditionSpec("Active", "True", "Injecting", f"until {format_time(expires)}"),
+                ConditionSpec("Ready", "True" if resolved else "False",
+                              "Active" if resolved else "TargetNotFound",
+                              "the fault is being enforced" if resolved else "the fault is active but has no target"),
+            ]
+            old_reason = _reason(status, "TargetsResolved")
+            if old_reason == "TargetsFound" and not resolved:
+                events.append(EventSpec("Warning", "TargetLost", f"no {_describe_target(fault.spec)} exists any more"))
+            status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=fault.generation, now=stamp)
+            status["observedGeneration"] = fault.generation
+            return FaultDecision(status=status, events=tuple(events), next_check=expires, enforce=resolved, expires_at=expires)
+
+    # Pending: start as soon as a target exists, give up after `duration`.
+    if targets:
+        started = _whole_second_floor(now)
+        expires = started + timedelta(seconds=math.ceil(fault.spec.duration_s))
+        status.update(
+            phase=ACTIVE,
+            startedAt=format_time(started),
+            expiresAt=format_time(expires),
+            targets=targets,
+            targetSummary=target_summary(targets),
+            message=f"{fault.spec.type} fault active on {target_summary(targets)}",
+        )
+        status.pop("endedAt", None)
+        wanted = [
+            ConditionSpec("TargetsResolved", "True", "TargetsFound", f"enforced on {len(targets)} agent(s)"),
+            ConditionSpec("Active", "True", "Injecting", f"until {format_time(expires)}"),
+            ConditionSpec("Ready", "True", "Active", "the fault is being enforced"),
+        ]
+        events.append(EventSpec("Normal", "FaultActivated", f"{fault.spec.type} fault active on {', '.join(targets)} until {format_time(expires)}"))
+        status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=fault.generation, now=stamp)
+        status["observedGeneration"] = fault.generation
+        return FaultDecision(status=status, events=tuple(events), next_check=expires, enforce=True, expires_at=expires)
+
+    give_up = fault.created + timedelta(seconds=fault.spec.duration_s)
+    if now >= give_up:
+        status.update(phase=FAILED, endedAt=stamp, targets=[], targetSummary=target_summary([]),
+                      message=f"no {_describe_target(fault.spec)} appeared within the fault's duration")
+        wanted = [
+            ConditionSpec("TargetsResolved", "False", "TargetNotFound", f"no {_describe_target(fault.spec)} exists"),
+            ConditionSpec("Active", "False", "NeverStarted", "no target appeared within the fault's duration"),
+            ConditionSpec("Ready", "False", "TargetNotFound", "the fault ended without ever running"),
+        ]
+        events.append(EventSpec("Warning", "FaultFailed", f"no {_describe_target(fault.spec)} appeared within {fault.spec.duration_s:g}s; the fault will not run"))
+        status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=fault.generation, now=stamp)
+        status["observedGeneration"] = fault.generation
+        return FaultDecision(status=status, events=tuple(events))
+
+    if _reason(status, "TargetsResolved") != "TargetNotFound":
+        events.append(EventSpec("Warning", "TargetNotFound", f"waiting for {_describe_target(fault.spec)} until {format_time(give_up)}"))
+    status.update(phase=PENDING, targets=[], targetSummary=target_summary([]),
+                  message=f"waiting for {_describe_target(fault.spec)} until {format_time(give_up)}")
+    wanted = [
+        ConditionSpec("TargetsResolved", "False", "TargetNotFound", f"no {_describe_target(fault.spec)} exists yet"),
+        ConditionSpec("Active", "False", "WaitingForTarget", f"starts when {_describe_target(fault.spec)} appears, at the latest by {format_time(give_up)}"),
+        ConditionSpec("Ready", "False", "TargetNotFound", "the fault is waiting for its target"),
+    ]
+    status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=fault.generation, now=stamp)
+    status["observedGeneration"] = fault.generation
+    return FaultDecision(status=status, events=tuple(events), next_check=give_up)
+
+
+def _reason(status: dict[str, Any], type_: str) -> str | None:
+    for c in status.get("conditions") or ():
+        if c.get("type") == type_:
+            return str(c.get("reason"))
+    return None
+
+
+def invalid_spec(previous: dict[str, Any], generation: int, error: str, now: datetime) -> FaultDecision:
+    """A spec the operator cannot read (the CRD schema should prevent it): never enforced.
+
+    An Active fault whose spec turns unreadable stops at once rather than running on
+    parameters nobody can see.
+    """
+    status = dict(previous)
+    stamp = format_time(now)
+    events: tuple[EventSpec, ...] = ()
+    if status.get("phase") not in ENDED:
+        events = (EventSpec("Warning", "InvalidSpec", error),)
+        status.update(phase=FAILED, endedAt=stamp, message=f"invalid spec: {error}")
+    wanted = [
+        ConditionSpec("Active", "False", "InvalidSpec", error),
+        ConditionSpec("Ready", "False", "InvalidSpec", error),
+    ]
+    status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=generation, now=stamp)
+    status["observedGeneration"] = generation
+    return FaultDecision(status=status, events=events)

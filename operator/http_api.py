@@ -1,0 +1,123 @@
+"""The operator's HTTP API for sidecars (aiohttp).
+
+    POST /v1/telemetry                          a telemetry report (agentops.wire)
+    GET  /v1/assignments/{namespace}/{agent}    the agent's fault set; long poll with
+                                                ?version=<held>&wait=<seconds>
+    GET  /healthz                               liveness (no auth)
+    GET  /metrics                               Prometheus (no auth; no secrets in it)
+
+`/v1/*` needs `Authorization: Bearer <token>`. Every refusal is a 4xx with a JSON body
+`{"error": "..."}` that says what was wrong, and changes nothing: a report is
+validated whole before any of it is stored.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from agentops.errors import InvalidField
+from agentops.wire import AssignmentSet, validate_report
+from agentops_operator.reconciler import Reconciler, UnknownAgent
+from agentops_operator.resources import Key, format_time
+
+log = logging.getLogger(__name__)
+
+# A report is a few KiB; 256 KiB leaves room for a full histogram and many faults
+# while refusing anything that would make one request expensive.
+MAX_BODY_BYTES = 256 * 1024
+# Long polls are capped so that proxies and load balancers never cut them first.
+MAX_WAIT_S = 55.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+def build_app(reconciler: Reconciler, *, token: str, lease_s: float) -> web.Application:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/v1/"):
+            given = request.headers.get("Authorization", "").encode()
+            if not given:
+                return _error(401, "missing Authorization header; send 'Authorization: Bearer <token>'", **{"WWW-Authenticate": "Bearer"})
+            if not hmac.compare_digest(given, expected):
+                return _error(401, "invalid bearer token", **{"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                return _error(exc.status, exc.reason, **{k: v for k, v in exc.headers.items() if k == "Allow"})
+            raise
+
+    async def telemetry(request: web.Request) -> web.Response:
+        if request.content_type != "application/json":
+            return _error(415, f"Content-Type must be application/json, got {request.content_type or 'none'}")
+        raw = await request.read()
+        try:
+            payload = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            reconciler.metrics.telemetry_reports.labels(result="malformed").inc()
+            return _error(400, f"body is not valid JSON: {exc}")
+        try:
+            report = validate_report(payload)
+        except InvalidField as exc:
+            reconciler.metrics.telemetry_reports.labels(result="invalid").inc()
+            return _error(422, f"invalid telemetry report: {exc}")
+        try:
+            reconciler.ingest(report)
+        except UnknownAgent as exc:
+            reconciler.metrics.telemetry_reports.labels(result="unknown_agent").inc()
+            return _error(404, str(exc))
+        reconciler.metrics.telemetry_reports.labels(result="accepted").inc()
+        return web.json_response({"accepted": True}, status=202)
+
+    async def assignments(request: web.Request) -> web.Response:
+        if not reconciler.synced:
+            return _error(503, "operator is still listing resources; retry shortly", **{"Retry-After": "1"})
+        key = Key(request.match_info["namespace"], request.match_info["agent"])
+        try:
+            held = int(request.query["version"]) if "version" in request.query else None
+            wait = float(request.query.get("wait", "0"))
+        except ValueError:
+            return _error(400, "query parameters: version must be an integer and wait a number of seconds")
+        if not 0 <= wait <= MAX_WAIT_S:
+            return _error(400, f"query parameter wait must be between 0 and {MAX_WAIT_S:g} seconds")
+        if key not in reconciler.agents:
+            return _error(404, f"agent {key} does not exist (or is not watched by this operator)")
+        version, faults = await reconciler.board.wait(key, held, wait)
+        if key not in reconciler.agents:  # deleted while we waited
+            return _error(404, f"agent {key} was deleted")
+        body = AssignmentSet(
+            agent={"namespace": key.namespace, "name": key.name},
+            version=version,
+            leaseSeconds=lease_s,
+            serverTime=format_time(reconciler.clock.wall()),
+            faults=list(faults),
+        )
+        return web.json_response(body)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def metrics(_: web.Request) -> web.Response:
+        reconciler.metrics.assignment_waiters.set(reconciler.board.waiters)
+        return web.Response(body=generate_latest(reconciler.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application(middlewares=[errors_and_auth], client_max_size=MAX_BODY_BYTES)
+    app.router.add_post("/v1/telemetry", telemetry)
+    app.router.add_get("/v1/assignments/{namespace}/{agent}", assignments)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app

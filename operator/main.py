@@ -1,0 +1,113 @@
+"""Run the operator: kopf watches, the reconcile loop, the status writer and the
+sidecar HTTP API, all in one asyncio process.
+
+kopf owns the process signals (SIGINT/SIGTERM end `kopf.operator`); when it returns,
+everything else is stopped in order: no more inputs, pending status writes flushed
+(bounded), then the HTTP server closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import time
+from typing import Any
+
+import kopf
+from aiohttp import web
+
+from agentops_operator.handlers import build_registry
+from agentops_operator.http_api import build_app
+from agentops_operator.kube_client import KubeClient, KubeError
+from agentops_operator.metrics import OperatorMetrics
+from agentops_operator.reconciler import Reconciler
+from agentops_operator.resources import AGENTS, FAULTS
+from agentops_operator.settings import OperatorSettings
+from agentops_operator.status_writer import StatusWriter
+
+log = logging.getLogger("agentops.operator")
+
+SHUTDOWN_FLUSH_S = 5.0
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
+
+
+def _list_all(kube: KubeClient, settings: OperatorSettings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Blocking: every Agent and Fault in the watched namespaces."""
+    if settings.all_namespaces:
+        return kube.list_objects(AGENTS, None), kube.list_objects(FAULTS, None)
+    names = [p for p in settings.namespaces if not _is_glob(p)]
+    globs = [p for p in settings.namespaces if _is_glob(p)]
+    if globs:
+        names += [ns for ns in kube.list_namespaces() if any(fnmatch.fnmatchcase(ns, g) for g in globs)]
+    agents: list[dict[str, Any]] = []
+    faults: list[dict[str, Any]] = []
+    for ns in dict.fromkeys(names):
+        agents += kube.list_objects(AGENTS, ns)
+        faults += kube.list_objects(FAULTS, ns)
+    return agents, faults
+
+
+async def _resync_forever(kube: KubeClient, reconciler: Reconciler, settings: OperatorSettings) -> None:
+    failures = 0
+    while True:
+        started = reconciler.clock.mono()
+        try:
+            agents, faults = await kube.run(_list_all, kube, settings)
+        except KubeError as exc:
+            failures += 1
+            delay = min(30.0, 0.5 * 2**failures)
+            log.warning("listing agents and faults failed (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            continue
+        first = not reconciler.synced
+        reconciler.resync(agents, faults, listed_at=started)
+        if first:
+            log.info("synced %d agents and %d faults in %.2fs", len(agents), len(faults), reconciler.clock.mono() - started)
+        failures = 0
+        await asyncio.sleep(settings.resync_interval_s)
+
+
+async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> None:
+    log.info("starting with %s", settings.redacted())
+    metrics = OperatorMetrics()
+    kube = KubeClient(max_in_flight=settings.max_writes_in_flight)
+    writer = StatusWriter(kube, metrics, max_in_flight=settings.max_writes_in_flight)
+    reconciler = Reconciler(writer, metrics, heartbeat_s=settings.status_heartbeat_s)
+
+    runner = web.AppRunner(build_app(reconciler, token=settings.token, lease_s=settings.lease_s), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    await site.start()
+    log.info("sidecar API listening on %s", ", ".join(str(a) for a in runner.addresses))
+
+    background = [
+        asyncio.create_task(writer.run(), name="status-writer"),
+        asyncio.create_task(reconciler.run(), name="reconcile-loop"),
+        asyncio.create_task(_resync_forever(kube, reconciler, settings), name="resync"),
+    ]
+    kopf_stop = stop_flag or asyncio.Event()
+    try:
+        await kopf.operator(
+            registry=build_registry(reconciler),
+            clusterwide=settings.all_namespaces,
+            namespaces=settings.namespaces,
+            standalone=True,  # one operator per scope; no peering resources needed
+            stop_flag=kopf_stop,
+            liveness_endpoint=settings.liveness_endpoint,
+        )
+    finally:
+        started = time.monotonic()
+        for task in background[1:]:
+            task.cancel()
+        await asyncio.gather(*background[1:], return_exceptions=True)
+        if not await writer.flushed(SHUTDOWN_FLUSH_S):
+            log.warning("shutting down with status writes still pending")
+        background[0].cancel()
+        await asyncio.gather(background[0], return_exceptions=True)
+        await runner.cleanup()
+        kube.close()
+        log.info("stopped in %.2fs", time.monotonic() - started)

@@ -1,0 +1,37 @@
+"""Prometheus metrics of the operator (names follow the Prometheus conventions:
+base units, `_total` for counters, label values from small fixed sets only — never an
+agent or fault name, which would make series unbounded at 10,000 objects)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class OperatorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.telemetry_reports = Counter(
+            "agentops_telemetry_reports_total", "Telemetry reports received, by result.", ["result"], registry=r
+        )
+        self.agents = Gauge("agentops_agents", "Agents known to the operator, by phase.", ["phase"], registry=r)
+        self.faults = Gauge("agentops_faults", "Faults known to the operator, by phase.", ["phase"], registry=r)
+        self.api_writes = Counter(
+            "agentops_kubernetes_writes_total", "Writes to the Kubernetes API, by kind and result.", ["kind", "result"], registry=r
+        )
+        self.writes_in_flight = Gauge("agentops_kubernetes_writes_in_flight", "Kubernetes API writes in progress.", registry=r)
+        self.events_dropped = Counter(
+            "agentops_events_dropped_total", "Events dropped because the event queue was full.", registry=r
+        )
+        self.assignment_waiters = Gauge(
+            "agentops_assignment_waiters", "Sidecar long polls waiting for a fault assignment change.", registry=r
+        )
+        self.assignment_changes = Counter(
+            "agentops_assignment_changes_total", "Changes to an agent's set of assigned faults.", registry=r
+        )
+        self.reconcile_seconds = Histogram(
+            "agentops_reconcile_pass_duration_seconds",
+            "Time spent in one pass of the reconcile loop.",
+            buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
+            registry=r,
+        )

@@ -1,0 +1,143 @@
+"""The Agent and Fault kinds as the operator reads them.
+
+Raw bodies arrive from watches as plain dicts. This module turns the parts the
+operator reasons about into small frozen dataclasses, applying the same defaults as
+the CRD schemas (the API server applies them too; repeating them here keeps the pure
+logic correct for bodies written before a default was introduced).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+from agentops import API_VERSION
+from agentops.durations import parse_duration
+
+AGENTS = "agents"
+FAULTS = "faults"
+
+
+class Key(NamedTuple):
+    """Namespace and name: the identity of a namespaced object."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Enough of an object to address it and to point an Event at it."""
+
+    kind: str
+    plural: str
+    key: Key
+    uid: str
+    api_version: str = API_VERSION
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with second precision, as Kubernetes writes times."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class HealthThresholds:
+    heartbeat_timeout_s: float = 30.0
+    window_s: float = 60.0
+    min_samples: int = 10
+    probe_failure_threshold: int = 3
+    latency_p95_degraded_ms: float = 1000.0
+    latency_p95_unhealthy_ms: float = 4000.0
+    error_rate_degraded: float = 0.05
+    error_rate_unhealthy: float = 0.25
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> HealthThresholds:
+        health = spec.get("health") or {}
+        latency = health.get("latencyP95Ms") or {}
+        errors = health.get("errorRate") or {}
+        d = cls()
+        return cls(
+            heartbeat_timeout_s=parse_duration(health.get("heartbeatTimeout", "30s"), "spec.health.heartbeatTimeout"),
+            window_s=parse_duration(health.get("window", "60s"), "spec.health.window"),
+            min_samples=int(health.get("minSamples", d.min_samples)),
+            probe_failure_threshold=int(health.get("probeFailureThreshold", d.probe_failure_threshold)),
+            latency_p95_degraded_ms=float(latency.get("degraded", d.latency_p95_degraded_ms)),
+            latency_p95_unhealthy_ms=float(latency.get("unhealthy", d.latency_p95_unhealthy_ms)),
+            error_rate_degraded=float(errors.get("degraded", d.error_rate_degraded)),
+            error_rate_unhealthy=float(errors.get("unhealthy", d.error_rate_unhealthy)),
+        )
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    match_labels: tuple[tuple[str, str], ...] = ()
+    # (key, operator, values)
+    match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+    @classmethod
+    def from_spec(cls, raw: dict[str, Any]) -> LabelSelector:
+        return cls(
+            match_labels=tuple(sorted((raw.get("matchLabels") or {}).items())),
+            match_expressions=tuple(
+                (e["key"], e["operator"], tuple(e.get("values") or ()))
+                for e in raw.get("matchExpressions") or ()
+            ),
+        )
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        """Kubernetes label-selector semantics (an empty selector matches everything)."""
+        for k, v in self.match_labels:
+            if labels.get(k) != v:
+                return False
+        for k, op, values in self.match_expressions:
+            if op == "In" and labels.get(k) not in values:
+                return False
+            if op == "NotIn" and k in labels and labels[k] in values:
+                return False
+            if op == "Exists" and k not in labels:
+                return False
+            if op == "DoesNotExist" and k in labels:
+                return False
+        return True
+
+    def describe(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.match_labels]
+        parts += [f"{k} {op} ({','.join(vs)})" if vs else f"{op} {k}" for k, op, vs in self.match_expressions]
+        return ",".join(parts) or "<all>"
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    type: str
+    duration_s: float
+    percentage: float
+    target_agent: str | None
+    target_selector: LabelSelector | None
+    params: dict[str, Any] = field(default_factory=dict)  # the type's own block, e.g. {"delayMs": 2500}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> FaultSpec:
+        target = spec.get("target") or {}
+        fault_type = spec.get("type", "")
+        block = {"Latency": "latency", "Error": "error", "Crash": "crash"}.get(fault_type, "")
+        selector = target.get("selector")
+        return cls(
+            type=fault_type,
+            duration_s=parse_duration(spec.get("duration", ""), "spec.duration"),
+            percentage=float((spec.get("match") or {}).get("percentage", 100)),
+            target_agent=target.get("agent"),
+            target_selector=LabelSelector.from_spec(selector) if selector is not None else None,
+            params=dict(spec.get(block) or {}) if block else {},
+        )

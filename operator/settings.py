@@ -1,0 +1,110 @@
+"""The operator's settings: CLI flag → environment variable → default, parsed once.
+
+Every setting has its unit in its name and its default documented in `--help`.
+The API token is redacted whenever settings are logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentops.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    namespaces: tuple[str, ...] = ()  # names or globs; empty with all_namespaces=False is an error
+    all_namespaces: bool = False
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    token: str = field(default="", repr=False)
+    lease_s: float = 30.0
+    status_heartbeat_s: float = 60.0
+    max_writes_in_flight: int = 8
+    resync_interval_s: float = 300.0
+    liveness_endpoint: str | None = None
+    log_level: str = "INFO"
+
+    def redacted(self) -> dict[str, Any]:
+        shown = asdict(self)
+        shown["token"] = "<redacted>" if self.token else "<unset>"
+        return shown
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", "--namespace", action="append", default=None, metavar="NS",
+                   help="namespace to watch, or a glob such as 'team-*'; repeatable "
+                        "(env AGENTOPS_NAMESPACES, comma-separated)")
+    p.add_argument("-A", "--all-namespaces", action="store_true", default=None,
+                   help="watch every namespace (env AGENTOPS_ALL_NAMESPACES=1)")
+    p.add_argument("--http-host", default=None, help="address of the sidecar API (env AGENTOPS_HTTP_HOST; default 0.0.0.0)")
+    p.add_argument("--http-port", type=int, default=None, help="port of the sidecar API (env AGENTOPS_HTTP_PORT; default 8080)")
+    p.add_argument("--token-file", default=None,
+                   help="file holding the bearer token sidecars must send, e.g. a mounted Secret "
+                        "(env AGENTOPS_API_TOKEN_FILE; or the token itself in AGENTOPS_API_TOKEN)")
+    p.add_argument("--lease-seconds", type=float, default=None,
+                   help="sidecars drop every fault after this long without reaching the operator "
+                        "(env AGENTOPS_LEASE_SECONDS; default 30)")
+    p.add_argument("--status-heartbeat-seconds", type=float, default=None,
+                   help="write an Agent's metrics at most this often when only metrics changed "
+                        "(env AGENTOPS_STATUS_HEARTBEAT_SECONDS; default 60)")
+    p.add_argument("--max-writes-in-flight", type=int, default=None,
+                   help="bound on concurrent Kubernetes API writes (env AGENTOPS_MAX_WRITES_IN_FLIGHT; default 8)")
+    p.add_argument("--resync-seconds", type=float, default=None,
+                   help="full re-list interval that catches deletions a watch missed (env AGENTOPS_RESYNC_SECONDS; default 300)")
+    p.add_argument("--liveness", default=None, metavar="URL",
+                   help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz (env AGENTOPS_LIVENESS)")
+    p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (env AGENTOPS_LOG_LEVEL; default INFO)")
+
+
+def from_args(args: argparse.Namespace) -> OperatorSettings:
+    namespaces = tuple(args.namespace or [n.strip() for n in (_env("AGENTOPS_NAMESPACES") or "").split(",") if n.strip()])
+    all_ns = bool(args.all_namespaces) or _env("AGENTOPS_ALL_NAMESPACES") in ("1", "true", "yes")
+    if all_ns and namespaces:
+        raise ConfigError("--all-namespaces and --namespace exclude each other")
+    if not all_ns and not namespaces:
+        raise ConfigError("say which namespaces to watch: --namespace NS (repeatable, globs allowed) or --all-namespaces")
+
+    token_file = args.token_file or _env("AGENTOPS_API_TOKEN_FILE")
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"--token-file {token_file}: {exc.strerror}") from exc
+    else:
+        token = _env("AGENTOPS_API_TOKEN") or ""
+    if len(token) < 16:
+        raise ConfigError("a bearer token of at least 16 characters is required: --token-file or AGENTOPS_API_TOKEN")
+
+    def number(flag: Any, env: str, default: float, minimum: float) -> float:
+        raw = flag if flag is not None else _env(env)
+        try:
+            value = float(raw) if raw is not None else default
+        except ValueError:
+            raise ConfigError(f"{env}: {raw!r} is not a number") from None
+        if value < minimum:
+            raise ConfigError(f"{env}: must be at least {minimum:g}, got {value:g}")
+        return value
+
+    return OperatorSettings(
+        namespaces=namespaces,
+        all_namespaces=all_ns,
+        http_host=args.http_host or _env("AGENTOPS_HTTP_HOST", "0.0.0.0") or "0.0.0.0",
+        http_port=int(number(args.http_port, "AGENTOPS_HTTP_PORT", 8080, 0)),
+        token=token,
+        lease_s=number(args.lease_seconds, "AGENTOPS_LEASE_SECONDS", 30, 1),
+        status_heartbeat_s=number(args.status_heartbeat_seconds, "AGENTOPS_STATUS_HEARTBEAT_SECONDS", 60, 1),
+        max_writes_in_flight=int(number(args.max_writes_in_flight, "AGENTOPS_MAX_WRITES_IN_FLIGHT", 8, 1)),
+        resync_interval_s=number(args.resync_seconds, "AGENTOPS_RESYNC_SECONDS", 300, 10),
+        liveness_endpoint=args.liveness or _env("AGENTOPS_LIVENESS"),
+        log_level=(args.log_level or _env("AGENTOPS_LOG_LEVEL", "INFO") or "INFO").upper(),
+    )

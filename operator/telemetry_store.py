@@ -1,0 +1,150 @@
+"""Rolling telemetry windows per agent, in memory (soft state).
+
+Telemetry is never written to the API server as it arrives; this store keeps the last
+window of reports per reporting sidecar and merges them on demand into the summary
+that `health.assess` judges. After an operator restart it starts empty: the next
+reports refill it within one reporting interval.
+
+Memory is bounded: at most `MAX_REPORTS_PER_REPORTER` reports per sidecar and
+`MAX_REPORTERS_PER_AGENT` sidecars per agent; the oldest go first.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from agentops.wire import SERVER_ERROR_CLASSES, TelemetryReport, bucket_bound
+from agentops_operator.health import WindowSummary
+from agentops_operator.resources import Key
+
+# One hour of 1-second reports, or the longest allowed window at the default interval.
+MAX_REPORTS_PER_REPORTER = 3600
+# More replicas than this behind one Agent is unusual; beyond it the quietest go.
+MAX_REPORTERS_PER_AGENT = 256
+
+
+@dataclass
+class _Entry:
+    received: float  # monotonic seconds
+    requests: int
+    server_errors: int
+    buckets: dict[float, int]
+    window_s: float
+    probes_ok: int
+    probes_failed: int
+    consecutive_failures: int
+    instance: str
+    restarts: int
+    applied: frozenset[str]
+
+
+@dataclass
+class _Reporter:
+    entries: deque[_Entry] = field(default_factory=lambda: deque(maxlen=MAX_REPORTS_PER_REPORTER))
+
+
+@dataclass
+class _AgentWindows:
+    reporters: dict[str, _Reporter] = field(default_factory=dict)
+    last_report_wall: datetime | None = None
+
+
+class TelemetryStore:
+    def __init__(self) -> None:
+        self._agents: dict[Key, _AgentWindows] = {}
+
+    def add(self, key: Key, report: TelemetryReport, *, received: float, wall: datetime) -> None:
+        windows = self._agents.setdefault(key, _AgentWindows())
+        reporter = windows.reporters.get(report["sidecar"])
+        if reporter is None:
+            if len(windows.reporters) >= MAX_REPORTERS_PER_AGENT:
+                quietest = min(windows.reporters, key=lambda s: windows.reporters[s].entries[-1].received if windows.reporters[s].entries else 0.0)
+                del windows.reporters[quietest]
+            reporter = windows.reporters[report["sidecar"]] = _Reporter()
+        reporter.entries.append(
+            _Entry(
+                received=received,
+                requests=report["requests"],
+                server_errors=sum(report["errors"].get(c, 0) for c in SERVER_ERROR_CLASSES),
+                buckets={bucket_bound(k): v for k, v in report["latencyMs"]["buckets"].items() if v},
+                window_s=report["windowSeconds"],
+                probes_ok=report["probes"]["ok"],
+                probes_failed=report["probes"]["failed"],
+                consecutive_failures=report["probes"]["consecutiveFailures"],
+                instance=report["instance"]["id"],
+                restarts=report["instance"]["restarts"],
+                applied=frozenset(report["appliedFaults"]),
+            )
+        )
+        windows.last_report_wall = wall
+
+    def forget(self, key: Key) -> None:
+        self._agents.pop(key, None)
+
+    def last_report_wall(self, key: Key) -> datetime | None:
+        windows = self._agents.get(key)
+        return windows.last_report_wall if windows else None
+
+    def summary(self, key: Key, *, now: float, window_s: float) -> WindowSummary | None:
+        """Merge every report received within `window_s` before `now` (monotonic).
+
+        Also prunes what has aged out, so memory follows the window. Returns None when
+        nothing was ever received for this agent.
+        """
+        windows = self._agents.get(key)
+        if windows is None or not windows.reporters:
+            return None
+        horizon = now - window_s
+        requests = errors = ok = failed = 0
+        restarts = 0
+        buckets: dict[float, int] = {}
+        covered = 0.0
+        last_received = 0.0
+        instances: list[str] = []
+        consecutive: list[int] = []
+        applied: set[str] = set()
+        for sidecar in list(windows.reporters):
+            entries = windows.reporters[sidecar].entries
+            if entries:
+                last_received = max(last_received, entries[-1].received)
+            # Keep the newest entry even when it is old: it carries the reporter's
+            # latest probe state and lets staleness be measured.
+            while len(entries) > 1 and entries[0].received < horizon:
+                entries.popleft()
+            latest = entries[-1]
+            if latest.received < horizon:
+                # A reporter silent for a whole window no longer speaks for the agent
+                # (a replaced pod, a scaled-down replica).
+                if len(windows.reporters) > 1:
+                    del windows.reporters[sidecar]
+                continue
+            reporter_covered = 0.0
+            for e in entries:
+                requests += e.requests
+                errors += e.server_errors
+                ok += e.probes_ok
+                failed += e.probes_failed
+                reporter_covered += e.window_s
+                for bound, count in e.buckets.items():
+                    buckets[bound] = buckets.get(bound, 0) + count
+            covered = max(covered, min(reporter_covered, window_s))
+            consecutive.append(latest.consecutive_failures)
+            instances.append(latest.instance)
+            restarts += latest.restarts
+            applied |= latest.applied
+        return WindowSummary(
+            requests=requests,
+            server_errors=errors,
+            latency_buckets=buckets,
+            covered_seconds=covered,
+            last_report_age_s=max(0.0, now - last_received),
+            reporters=len(consecutive),
+            instances=tuple(sorted(set(instances))),
+            consecutive_probe_failures=tuple(consecutive),
+            probes_ok=ok,
+            probes_failed=failed,
+            applied_fault_uids=frozenset(applied),
+            restarts=restarts,
+        )
