@@ -10,7 +10,7 @@ the raw object to the reconciler, which decides in its own loop.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import kopf
 
@@ -19,7 +19,7 @@ from agentops_operator.reconciler import Reconciler
 from agentops_operator.resources import AGENTS, FAULTS
 
 
-def build_registry(reconciler: Reconciler) -> kopf.OperatorRegistry:
+def build_registry(reconciler: Reconciler, on_cleanup: Callable[[], Awaitable[None]]) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -36,6 +36,20 @@ def build_registry(reconciler: Reconciler) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 270
         settings.watching.client_timeout = 300
         settings.networking.request_timeout = 30
+        # kopf collapses bursts of events per object for `batch_window` seconds before
+        # handling the last; the default 0.1 s would be most of a fault's activation
+        # latency. Our handlers only record the object, so bursts are cheap anyway.
+        settings.batching.batch_window = 0.01
+        # Idle per-object workers exit sooner: less memory at 10,000 objects and a
+        # prompt shutdown (kopf waits for them when stopping).
+        settings.batching.idle_timeout = 1.0
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        # kopf runs this while stopping, then waits up to 5 s for (and finally
+        # cancels) every task it did not start; stopping ours here, in order,
+        # makes shutdown prompt and lets pending status writes flush first.
+        await on_cleanup()
 
     @kopf.on.event(GROUP, VERSION, AGENTS, registry=registry)
     async def agent_event(event: dict[str, Any], **_: Any) -> None:

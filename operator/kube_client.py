@@ -20,7 +20,7 @@ import pykube
 import requests
 
 from agentops import GROUP, VERSION
-from agentops.errors import AgentOpsError
+from agentops.errors import AgentOpsError, ConfigError
 from agentops_operator.resources import ObjectRef, format_time
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,12 @@ class KubeError(AgentOpsError):
 
 class KubeClient:
     def __init__(self, kubeconfig: str | None = None, *, max_in_flight: int = 8) -> None:
-        config = pykube.KubeConfig.from_file(kubeconfig) if kubeconfig else pykube.KubeConfig.from_env()
+        try:
+            config = pykube.KubeConfig.from_file(kubeconfig) if kubeconfig else pykube.KubeConfig.from_env()
+        except (pykube.PyKubeError, FileNotFoundError) as exc:
+            raise ConfigError(
+                f"no Kubernetes credentials: not running in a cluster and no usable kubeconfig ({exc}); set KUBECONFIG"
+            ) from exc
         # One pooled connection per worker thread, so a worker never waits for a socket.
         adapter = pykube.http.KubernetesHTTPAdapter(config, pool_maxsize=max_in_flight)
         self.api = pykube.HTTPClient(config, timeout=REQUEST_TIMEOUT_S, http_adapter=adapter)

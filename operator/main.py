@@ -89,18 +89,16 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
         asyncio.create_task(reconciler.run(), name="reconcile-loop"),
         asyncio.create_task(_resync_forever(kube, reconciler, settings), name="resync"),
     ]
-    kopf_stop = stop_flag or asyncio.Event()
-    try:
-        await kopf.operator(
-            registry=build_registry(reconciler),
-            clusterwide=settings.all_namespaces,
-            namespaces=settings.namespaces,
-            standalone=True,  # one operator per scope; no peering resources needed
-            stop_flag=kopf_stop,
-            liveness_endpoint=settings.liveness_endpoint,
-        )
-    finally:
+    stopped = False
+
+    async def shutdown() -> None:
+        """Stop in order: inputs first, then flush writes, then the writer and the API."""
+        nonlocal stopped
+        if stopped:
+            return
+        stopped = True
         started = time.monotonic()
+        await runner.cleanup()  # no new telemetry; waiting sidecars get their connection closed
         for task in background[1:]:
             task.cancel()
         await asyncio.gather(*background[1:], return_exceptions=True)
@@ -108,6 +106,20 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
             log.warning("shutting down with status writes still pending")
         background[0].cancel()
         await asyncio.gather(background[0], return_exceptions=True)
-        await runner.cleanup()
         kube.close()
         log.info("stopped in %.2fs", time.monotonic() - started)
+
+    # Let the background tasks spawn their workers before kopf starts: kopf treats
+    # tasks created after its start as its own "hung" tasks at exit.
+    await asyncio.sleep(0)
+    try:
+        await kopf.operator(
+            registry=build_registry(reconciler, shutdown),
+            clusterwide=settings.all_namespaces,
+            namespaces=settings.namespaces,
+            standalone=True,  # one operator per scope; no peering resources needed
+            stop_flag=stop_flag,
+            liveness_endpoint=settings.liveness_endpoint,
+        )
+    finally:
+        await shutdown()  # kopf may have ended without running cleanup (a crash)

@@ -1,0 +1,206 @@
+"""Test harness: the real operator as a subprocess, kubectl helpers, manifests, reports.
+
+Each test gets its own namespace and its own operator watching only that namespace, so
+tests can stop and restart "their" operator without disturbing others. Waiting is
+always polling for a condition with a deadline, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.05, what: str = "condition") -> T:
+    """Call `probe` until it returns something truthy; fail with the last value at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = probe()
+        except (AssertionError, requests.RequestException, KeyError, json.JSONDecodeError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class OperatorProcess:
+    """The real operator (`python -m agentops operator`) watching one namespace."""
+
+    env: dict[str, str]
+    namespace: str
+    log_path: Path
+    extra_args: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def start(self) -> None:
+        assert self.proc is None, "already running"
+        cmd = [
+            sys.executable, "-m", "agentops", "operator",
+            "--namespace", self.namespace,
+            "--http-host", "127.0.0.1", "--http-port", str(self.port),
+            "--log-level", "DEBUG" if os.environ.get("AGENTOPS_TEST_DEBUG") else "INFO",
+            *self.extra_args,
+        ]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(cmd, env={**self.env, "AGENTOPS_API_TOKEN": self.token}, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        # Ready means: the API answers and the initial list is in (no more 503s).
+        wait_for(self._synced, timeout=30, what=f"operator to sync (log: {self.log_path})")
+
+    def _synced(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"operator exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+        r = requests.get(f"{self.url}/v1/assignments/{self.namespace}/-probe-", headers=self.headers, timeout=2)
+        return r.status_code != 503
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+    # --- the sidecar API, as a sidecar would use it ---
+
+    def assignments(self, agent: str, *, version: int | None = None, wait: float = 0) -> dict[str, Any]:
+        params: dict[str, Any] = {"wait": wait}
+        if version is not None:
+            params["version"] = version
+        r = requests.get(f"{self.url}/v1/assignments/{self.namespace}/{agent}", params=params, headers=self.headers, timeout=wait + 10)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def post_telemetry(self, report: dict[str, Any]) -> requests.Response:
+        return requests.post(f"{self.url}/v1/telemetry", json=report, headers=self.headers, timeout=10)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of one metric (matching `labels`) from /metrics."""
+        text = requests.get(f"{self.url}/metrics", timeout=5).text
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(name) or line.startswith("#"):
+                continue
+            series, value = line.rsplit(" ", 1)
+            metric_name = series.split("{", 1)[0]
+            if metric_name != name:
+                continue
+            if all(f'{k}="{v}"' in series for k, v in labels.items()):
+                total += float(value)
+        return total
+
+
+@dataclass
+class Kube:
+    """kubectl for one namespace, with JSON reads."""
+
+    cluster: Any
+    namespace: str
+
+    def apply(self, manifest: str) -> None:
+        self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=manifest)
+
+    def delete(self, kind: str, name: str) -> None:
+        self.cluster.kubectl("delete", "-n", self.namespace, kind, name, "--wait=true")
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        return dict(json.loads(self.cluster.kubectl("get", "-n", self.namespace, kind, name, "-o", "json").stdout))
+
+    def status(self, kind: str, name: str) -> dict[str, Any]:
+        return dict(self.get(kind, name).get("status") or {})
+
+    def condition(self, kind: str, name: str, type_: str) -> dict[str, Any]:
+        for c in self.status(kind, name).get("conditions") or ():
+            if c["type"] == type_:
+                return dict(c)
+        return {}
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        out = self.cluster.kubectl("get", "events", "-n", self.namespace, "--field-selector", f"involvedObject.name={name}", "-o", "json").stdout
+        return list(json.loads(out)["items"])
+
+    def event_reasons(self, name: str) -> set[str]:
+        return {e["reason"] for e in self.events(name)}
+
+
+def agent_manifest(name: str, *, labels: dict[str, str] | None = None, health: dict[str, Any] | None = None) -> str:
+    """An Agent with short windows so that health moves within a test."""
+    body = {
+        "apiVersion": "agentops.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {
+            "runtime": {"type": "None"},
+            "health": {"heartbeatTimeout": "5s", "window": "10s", "minSamples": 5, **(health or {})},
+        },
+    }
+    return json.dumps(body)
+
+
+def fault_manifest(name: str, *, agent: str | None = None, selector: dict[str, str] | None = None,
+                   duration: str = "60s", type_: str = "Latency", params: dict[str, Any] | None = None) -> str:
+    block = {"Latency": "latency", "Error": "error", "Crash": "crash"}[type_]
+    spec: dict[str, Any] = {
+        "target": {"agent": agent} if agent else {"selector": {"matchLabels": selector or {}}},
+        "type": type_,
+        "duration": duration,
+        block: params if params is not None else ({"delayMs": 2500} if type_ == "Latency" else {}),
+    }
+    return json.dumps({"apiVersion": "agentops.dev/v1alpha1", "kind": "Fault", "metadata": {"name": name}, "spec": spec})
+
+
+def report(agent: str, namespace: str, *, requests_: int = 20, latency_ms: float = 20.0, errors: int = 0,
+           probe_failures: int = 0, applied: list[str] | None = None, sidecar: str = "sidecar-a", window: float = 1.0) -> dict[str, Any]:
+    """A telemetry report as a sidecar would send it: every request at `latency_ms`."""
+    bound = next(b for b in (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 2600, 5000, 10000) if b >= latency_ms)
+    return {
+        "agent": {"namespace": namespace, "name": agent},
+        "sidecar": sidecar,
+        "instance": {"id": f"{agent}-instance-1", "restarts": 0},
+        "windowSeconds": window,
+        "requests": requests_,
+        "errors": {"http5xx": errors} if errors else {},
+        "latencyMs": {"buckets": {str(bound): requests_} if requests_ else {}},
+        "probes": {"ok": 0 if probe_failures else 1, "failed": 1 if probe_failures else 0,
+                   "consecutiveFailures": probe_failures, "lastError": "connection refused" if probe_failures else None},
+        "appliedFaults": applied or [],
+    }
