@@ -35,12 +35,6 @@ def _run_operator(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_controlplane(args: argparse.Namespace) -> int:
-    from agentops.envtest import main as envtest_main
-
-    return envtest_main(args.rest)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentops", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"agentops {__version__}")
@@ -52,17 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(op)
     op.set_defaults(func=_run_operator)
 
-    cp = sub.add_parser(
-        "controlplane",
-        help="start a local etcd + kube-apiserver for development (same as the tests use)",
-        add_help=False,
-    )
-    cp.add_argument("rest", nargs=argparse.REMAINDER)
-    cp.set_defaults(func=_run_controlplane)
+    # Listed for --help; dispatched in main() before parsing.
+    sub.add_parser("controlplane", help="start a local etcd + kube-apiserver (as the tests do); --print-binaries builds or finds them")
+    sub.add_parser("demo", help="the local all-in-one run: control plane, CRDs, operator, sample agents")
     return parser
 
 
+# Subcommands that parse their own arguments (argparse.REMAINDER will not pass on
+# leading options such as --print-binaries).
+_PASS_THROUGH = {"controlplane": "agentops.envtest", "demo": "agentops.demo"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in _PASS_THROUGH:
+        import importlib
+
+        return int(importlib.import_module(_PASS_THROUGH[argv[0]]).main(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -25,8 +25,9 @@ def parse_duration(text: str, field: str = "duration") -> float:
 
 def format_duration(seconds: float) -> str:
     """A short human form: 90 → "1m30s", 0.25 → "250ms"."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
+    millis = round(seconds * 1000)
+    if millis < 1000:
+        return f"{millis}ms"
     whole = int(round(seconds))
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)

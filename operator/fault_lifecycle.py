@@ -30,6 +30,7 @@ from agentops_operator.resources import FaultSpec, format_time, parse_time
 PENDING, ACTIVE, EXPIRED, HALTED, ABORTED, FAILED = "Pending", "Active", "Expired", "Halted", "Aborted", "Failed"
 ENDED = frozenset({EXPIRED, HALTED, ABORTED, FAILED})
 
+PENDING_GRACE_S = 2.0
 # `kubectl get faults` shows at most this many target names before "+N".
 _SUMMARY_NAMES = 3
 
@@ -111,6 +112,7 @@ def decide(fault: FaultView, targets: list[str], now: datetime) -> FaultDecision
             if targets != status.get("targets"):
                 status["targets"] = targets
                 status["targetSummary"] = target_summary(targets)
+                status["message"] = f"{fault.spec.type} fault active on {target_summary(targets)}"
             wanted = [
                 ConditionSpec("TargetsResolved", "True" if resolved else "False",
                               "TargetsFound" if resolved else "TargetNotFound",
@@ -127,7 +129,24 @@ def decide(fault: FaultView, targets: list[str], now: datetime) -> FaultDecision
             status["observedGeneration"] = fault.generation
             return FaultDecision(status=status, events=tuple(events), next_check=expires, enforce=resolved, expires_at=expires)
 
-    # Pending: start as soon as a target exists, give up after `duration`.
+    # Pending: give up after `duration` (checked first: a fault the operator finds
+    # long after its give-up time must not start then), else start once a target exists.
+    # creationTimestamp has whole-second precision and the first decision may lag a
+    # moment; the grace keeps a 1 s fault from giving up before it was ever looked at.
+    give_up = fault.created + timedelta(seconds=fault.spec.duration_s + PENDING_GRACE_S)
+    if now >= give_up:
+        status.update(phase=FAILED, endedAt=stamp, targets=[], targetSummary=target_summary([]),
+                      message=f"no {_describe_target(fault.spec)} appeared within the fault's duration")
+        wanted = [
+            ConditionSpec("TargetsResolved", "False", "TargetNotFound", f"no {_describe_target(fault.spec)} exists"),
+            ConditionSpec("Active", "False", "NeverStarted", "no target appeared within the fault's duration"),
+            ConditionSpec("Ready", "False", "TargetNotFound", "the fault ended without ever running"),
+        ]
+        events.append(EventSpec("Warning", "FaultFailed", f"no {_describe_target(fault.spec)} appeared within {fault.spec.duration_s:g}s; the fault will not run"))
+        status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=fault.generation, now=stamp)
+        status["observedGeneration"] = fault.generation
+        return FaultDecision(status=status, events=tuple(events))
+
     if targets:
         started = _whole_second_floor(now)
         expires = started + timedelta(seconds=math.ceil(fault.spec.duration_s))
@@ -149,20 +168,6 @@ def decide(fault: FaultView, targets: list[str], now: datetime) -> FaultDecision
         status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=fault.generation, now=stamp)
         status["observedGeneration"] = fault.generation
         return FaultDecision(status=status, events=tuple(events), next_check=expires, enforce=True, expires_at=expires)
-
-    give_up = fault.created + timedelta(seconds=fault.spec.duration_s)
-    if now >= give_up:
-        status.update(phase=FAILED, endedAt=stamp, targets=[], targetSummary=target_summary([]),
-                      message=f"no {_describe_target(fault.spec)} appeared within the fault's duration")
-        wanted = [
-            ConditionSpec("TargetsResolved", "False", "TargetNotFound", f"no {_describe_target(fault.spec)} exists"),
-            ConditionSpec("Active", "False", "NeverStarted", "no target appeared within the fault's duration"),
-            ConditionSpec("Ready", "False", "TargetNotFound", "the fault ended without ever running"),
-        ]
-        events.append(EventSpec("Warning", "FaultFailed", f"no {_describe_target(fault.spec)} appeared within {fault.spec.duration_s:g}s; the fault will not run"))
-        status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=fault.generation, now=stamp)
-        status["observedGeneration"] = fault.generation
-        return FaultDecision(status=status, events=tuple(events))
 
     if _reason(status, "TargetsResolved") != "TargetNotFound":
         events.append(EventSpec("Warning", "TargetNotFound", f"waiting for {_describe_target(fault.spec)} until {format_time(give_up)}"))

@@ -105,6 +105,9 @@ class Reconciler:
         self._dirty_faults: set[Key] = set()
         self._wake = asyncio.Event()
         self._gauges_at = float("-inf")
+        # uid → monotonic time of its DELETED event, so a list that began before the
+        # deletion cannot bring the object back (see `resync`).
+        self._tombstones: dict[str, float] = {}
         self.synced = False
 
     # ------------------------------------------------------------------ inputs
@@ -113,6 +116,7 @@ class Reconciler:
         ref = _ref(body, "Agent", AGENTS)
         key = ref.key
         if event_type == "DELETED":
+            self._tombstones[ref.uid] = self.clock.mono()
             self._drop_agent(key)
             return
         meta, spec = body["metadata"], body.get("spec") or {}
@@ -145,6 +149,7 @@ class Reconciler:
         ref = _ref(body, "Fault", FAULTS)
         key = ref.key
         if event_type == "DELETED":
+            self._tombstones[ref.uid] = self.clock.mono()
             self._drop_fault(key)
             return
         meta = body["metadata"]
@@ -178,12 +183,20 @@ class Reconciler:
         self._mark_agent(key)
 
     def resync(self, agents: list[dict[str, Any]], faults: list[dict[str, Any]], *, listed_at: float) -> None:
-        """Apply a full list: objects missing from it that were last seen before the
-        list began are gone (a watch can miss a deletion across a reconnect)."""
+        """Apply a full list that began at `listed_at` (monotonic).
+
+        The watch may be newer than the list: an object the watch reported after the
+        list began keeps the watch's version, and one deleted after it stays deleted.
+        Objects missing from the list and last seen before it began are gone (a watch
+        can miss a deletion across a reconnect).
+        """
         for body in agents:
-            self.agent_event(None, body)
+            if self._list_is_current(body, self.agents, listed_at):
+                self.agent_event(None, body)
         for body in faults:
-            self.fault_event(None, body)
+            if self._list_is_current(body, self.faults, listed_at):
+                self.fault_event(None, body)
+        self._tombstones = {uid: t for uid, t in self._tombstones.items() if t >= listed_at}
         listed_agents = {_ref(b, "Agent", AGENTS).key for b in agents}
         listed_faults = {_ref(b, "Fault", FAULTS).key for b in faults}
         for key in [k for k, r in self.agents.items() if k not in listed_agents and r.seen < listed_at]:
@@ -192,6 +205,13 @@ class Reconciler:
             self._drop_fault(key)
         self.synced = True
         self._wake.set()
+
+    def _list_is_current(self, body: dict[str, Any], records: dict[Key, Any], listed_at: float) -> bool:
+        meta = body["metadata"]
+        if self._tombstones.get(meta.get("uid", ""), float("-inf")) >= listed_at:
+            return False
+        rec = records.get(Key(meta["namespace"], meta["name"]))
+        return rec is None or rec.ref.uid != meta.get("uid") or rec.seen < listed_at
 
     # ------------------------------------------------------------------ queries
 
@@ -283,7 +303,9 @@ class Reconciler:
 
     def _publish(self, agent: Key) -> None:
         keys = self._faults_on_agent.get(agent, set())
-        faults = [self._assignment(self.faults[k]) for k in keys if k in self.faults]
+        # A fault whose new spec cannot be read is withdrawn on its next decision;
+        # until then it is not handed out either.
+        faults = [self._assignment(self.faults[k]) for k in keys if k in self.faults and self.faults[k].spec is not None]
         if agent not in self.agents:
             return
         if self.board.publish(agent, faults):

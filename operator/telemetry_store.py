@@ -51,6 +51,16 @@ class _AgentWindows:
     last_report_wall: datetime | None = None
 
 
+def _merge_buckets(raw: dict[str, int]) -> dict[float, int]:
+    # "100" and "100.0" are the same bound: their counts add up.
+    merged: dict[float, int] = {}
+    for key, count in raw.items():
+        if count:
+            bound = bucket_bound(key)
+            merged[bound] = merged.get(bound, 0) + count
+    return merged
+
+
 class TelemetryStore:
     def __init__(self) -> None:
         self._agents: dict[Key, _AgentWindows] = {}
@@ -68,7 +78,7 @@ class TelemetryStore:
                 received=received,
                 requests=report["requests"],
                 server_errors=sum(report["errors"].get(c, 0) for c in SERVER_ERROR_CLASSES),
-                buckets={bucket_bound(k): v for k, v in report["latencyMs"]["buckets"].items() if v},
+                buckets=_merge_buckets(report["latencyMs"]["buckets"]),
                 window_s=report["windowSeconds"],
                 probes_ok=report["probes"]["ok"],
                 probes_failed=report["probes"]["failed"],

@@ -73,6 +73,5 @@ def test_format_parse_round_trip(seconds: float) -> None:
     assert parse_duration(format_duration(seconds)) == pytest.approx(seconds)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: format_duration(0.9996) gives '1000ms' instead of '1s'")
 def test_format_just_below_one_second_rounds_to_1s() -> None:
     assert format_duration(0.9996) == "1s"

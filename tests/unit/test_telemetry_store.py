@@ -179,8 +179,6 @@ def test_report_not_mutated() -> None:
     assert repr(r) == snapshot
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: TelemetryStore.add builds buckets with a dict comprehension keyed by "
-                   "bucket_bound(k); two keys for one bound ('100', '100.0') overwrite instead of adding")
 def test_bucket_keys_for_the_same_bound_are_added() -> None:
     # validate_report accepts "100" and "100.0" as two keys (both are valid bounds);
     # they name the same bucket, and neither count may be lost.

@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Everything is installed into .venv; the control-plane binaries are built once into
+# ~/.cache/agentops (or taken from KUBEBUILDER_ASSETS).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install envtest test unit demo clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## Build (or find) etcd, kube-apiserver and kubectl; print their directory.
+envtest: install
+	@$(BIN)/agentops controlplane --print-binaries
+
+## Everything: unit tests, then integration tests on a real control plane.
+test: install envtest
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## Pure unit tests only (no control plane).
+unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+## The local all-in-one run; Ctrl-C stops everything.
+demo: install envtest
+	$(BIN)/agentops demo
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache
