@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             [sys.executable, "-m", "agentops", "operator", "--namespace", NAMESPACE,
              "--http-host", "127.0.0.1", "--http-port", str(args.http_port)],
             env={**env, "AGENTOPS_API_TOKEN": token},
+            # Its own process group: Ctrl-C reaches only the demo, which then stops the
+            # operator exactly once (a second signal would interrupt its clean shutdown).
+            start_new_session=True,
         )
         stack.callback(_stop, operator)
         _kubectl(kubectl, env, "apply", "-n", NAMESPACE, "-f", str(REPO_ROOT / "manifests" / "samples" / "agents.yaml"))
