@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install envtest test unit demo clean
+.PHONY: install envtest test unit typecheck demo clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,12 @@ install: $(BIN)/.installed
 envtest: install
 	@$(BIN)/agentops controlplane --print-binaries
 
-## Everything: unit tests, then integration tests on a real control plane.
-test: install envtest
+## Everything: mypy --strict, unit tests, integration tests on a real control plane.
+test: install envtest typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+typecheck: install
+	bash hack/typecheck.sh
 
 ## Pure unit tests only (no control plane).
 unit: install

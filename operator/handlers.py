@@ -10,7 +10,7 @@ the raw object to the reconciler, which decides in its own loop.
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, cast
 
 import kopf
 
@@ -52,11 +52,11 @@ def build_registry(reconciler: Reconciler, on_cleanup: Callable[[], Awaitable[No
         await on_cleanup()
 
     @kopf.on.event(GROUP, VERSION, AGENTS, registry=registry)
-    async def agent_event(event: dict[str, Any], **_: Any) -> None:
-        reconciler.agent_event(event.get("type"), event["object"])
+    async def agent_event(*, event: kopf.RawEvent, **_: Any) -> None:
+        reconciler.agent_event(event.get("type"), cast(dict[str, Any], event["object"]))
 
     @kopf.on.event(GROUP, VERSION, FAULTS, registry=registry)
-    async def fault_event(event: dict[str, Any], **_: Any) -> None:
-        reconciler.fault_event(event.get("type"), event["object"])
+    async def fault_event(*, event: kopf.RawEvent, **_: Any) -> None:
+        reconciler.fault_event(event.get("type"), cast(dict[str, Any], event["object"]))
 
     return registry
