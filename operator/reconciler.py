@@ -108,6 +108,7 @@ class Reconciler:
         # uid → monotonic time of its DELETED event, so a list that began before the
         # deletion cannot bring the object back (see `resync`).
         self._tombstones: dict[str, float] = {}
+        self._started = self.clock.mono()
         self.synced = False
 
     # ------------------------------------------------------------------ inputs
@@ -320,6 +321,13 @@ class Reconciler:
             return
         th = rec.thresholds
         summary = self.telemetry.summary(key, now=mono, window_s=th.window_s)
+        if summary is None and rec.status.get("phase") not in (None, "Unknown") and mono - self._started < th.heartbeat_timeout_s:
+            # Just restarted: telemetry windows are soft state and empty, but the
+            # sidecars will report within their interval. Judging now would flip every
+            # agent to Unknown and back (two writes and two Events each); keep the
+            # recorded status for one heartbeat timeout instead.
+            self._deadlines.schedule(("agent", key), self._started + th.heartbeat_timeout_s)
+            return
         assessment = assess(summary, th)
         _, assigned = self.board.current(key)
         applied = summary.applied_fault_uids if summary else frozenset()

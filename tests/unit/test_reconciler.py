@@ -627,7 +627,12 @@ def test_resync_rebuilds_from_lists_after_restart(env: Env) -> None:
     env.r.process()
     assert env.fault_status("slow")["phase"] == "Active"
     assert env.faults_on("bot") == ["slow"]
-    # The observed status is replaced; telemetry is soft state and starts empty.
+    # Telemetry is soft state and starts empty: the recorded phase stands for one
+    # heartbeat timeout (30 s here), then silence makes it Unknown.
+    assert env.agent_phase("bot") == "Healthy"
+    assert env.writer.reasons("Agent") == []
+    env.clock.advance(30)
+    env.r.process()
     assert env.agent_phase("bot") == "Unknown"
     assert env.writer.reasons("Agent") == ["AgentUnknown"]
 
@@ -677,3 +682,29 @@ def test_phase_gauges(env: Env) -> None:
     assert reg.get_sample_value("agentops_agents", {"phase": "Unknown"}) == 1
     assert reg.get_sample_value("agentops_faults", {"phase": "Active"}) == 1
     assert reg.get_sample_value("agentops_faults", {"phase": "Pending"}) == 1
+
+
+def test_restart_keeps_recorded_health_until_the_sidecars_had_time_to_report(env: Env) -> None:
+    recorded = {"phase": "Healthy", "observedGeneration": 1, "conditions": [
+        {"type": "Ready", "status": "True", "reason": "Healthy", "message": "", "observedGeneration": 1,
+         "lastTransitionTime": "2024-05-01T09:00:00Z"}]}
+    env.r.agent_event(None, agent("bot", status=recorded))
+    env.r.process()
+    assert env.writer.writes_for("Agent", "bot") == []  # no flip to Unknown on restart
+    env.clock.advance(5)
+    env.r.ingest(report())
+    env.r.process()
+    # Telemetry arrived within the grace: still Healthy, with the transition time kept.
+    (written,) = env.writer.writes_for("Agent", "bot")
+    assert written["phase"] == "Healthy"
+    assert written["conditions"][0]["lastTransitionTime"] == "2024-05-01T09:00:00Z"
+
+
+def test_restart_grace_ends_after_one_heartbeat_timeout_without_reports(env: Env) -> None:
+    env.r.agent_event(None, agent("bot", status={"phase": "Healthy"}))
+    env.r.process()
+    assert env.writer.writes_for("Agent", "bot") == []
+    env.clock.advance(30)  # heartbeatTimeout of the test agent
+    env.r.process()
+    assert env.agent_phase("bot") == "Unknown"
+    assert env.writer.writes_for("Agent", "bot")[-1]["conditions"][0]["reason"] == "NoTelemetry"
