@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install envtest test unit typecheck demo clean
+.PHONY: install envtest test unit typecheck demo bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ typecheck: install
 ## Pure unit tests only (no control plane).
 unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+## Benchmarks: print a table, write JSON under artifacts/ (numbers, never assertions).
+bench: install envtest
+	$(BIN)/python tests/bench/bench_scale.py $(BENCH_ARGS)
 
 ## The local all-in-one run; Ctrl-C stops everything.
 demo: install envtest
