@@ -22,6 +22,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from agentops.envtest import ControlPlane
+from agentops.processes import terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "demo"
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             # operator exactly once (a second signal would interrupt its clean shutdown).
             start_new_session=True,
         )
-        stack.callback(_stop, operator)
+        stack.callback(terminate, operator)
         _kubectl(kubectl, env, "apply", "-n", NAMESPACE, "-f", str(REPO_ROOT / "manifests" / "samples" / "agents.yaml"))
 
         print(f"""
@@ -93,13 +94,3 @@ Ctrl-C stops everything.
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -10,9 +10,14 @@ def _phase(kube: Kube, name: str) -> str | None:
     return kube.status("agent", name).get("phase")
 
 
-def _post(operator: OperatorProcess, ns: str, **kwargs: object) -> None:
-    r = operator.post_telemetry(report("chat", ns, **kwargs))  # type: ignore[arg-type]
-    assert r.status_code == 202, r.text
+def _post(operator: OperatorProcess, ns: str, agent: str = "chat", **kwargs: object) -> None:
+    """Post one report; like a sidecar, retry while the operator has not yet seen the
+    Agent that `kubectl apply` just created (404), fail on anything else."""
+    def accepted() -> bool:
+        r = operator.post_telemetry(report(agent, ns, **kwargs))  # type: ignore[arg-type]
+        assert r.status_code in (202, 404), r.text
+        return r.status_code == 202
+    wait_for(accepted, what=f"telemetry for {agent} accepted")
 
 
 def test_new_agent_starts_with_unknown_conditions(operator: OperatorProcess, kube: Kube) -> None:
@@ -70,8 +75,7 @@ def test_error_rate_and_failing_probes_make_it_unhealthy(operator: OperatorProce
 
     # The same agent on a fresh operator-side window: probes failing, no traffic at all.
     kube.apply(agent_manifest("quiet"))
-    r = operator.post_telemetry(report("quiet", kube.namespace, requests_=0, probe_failures=3))
-    assert r.status_code == 202
+    _post(operator, kube.namespace, "quiet", requests_=0, probe_failures=3)
     wait_for(lambda: kube.condition("agent", "quiet", "Ready").get("reason") == "ProbeFailing", what="ProbeFailing")
     assert _phase(kube, "quiet") == "Unhealthy"
 
