@@ -36,6 +36,7 @@ class _PendingStatus:
     ref: ObjectRef
     status: dict[str, Any]
     attempts: int = 0
+    seq: int = 0  # which write_status call this is, per object
 
 
 @dataclass
@@ -58,6 +59,10 @@ class StatusWriter:
         self._wake = asyncio.Event()
         self._in_flight = 0
         self._retrying = 0  # writes waiting out a backoff
+        # Objects with a status write on the wire: a newer status for them waits, so
+        # two PATCHes of one object never race and the newest always lands last.
+        self._writing: set[tuple[str, Any]] = set()
+        self._issued: dict[tuple[str, Any], int] = {}  # newest seq per object
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -65,11 +70,12 @@ class StatusWriter:
 
     def write_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         slot = (ref.plural, ref.key)
+        seq = self._issued[slot] = self._issued.get(slot, 0) + 1
         if slot in self._pending:
-            self._pending[slot].status = status  # coalesce: the newest wins
-            self._pending[slot].ref = ref
+            pending = self._pending[slot]  # coalesce: the newest wins
+            pending.status, pending.ref, pending.seq = status, ref, seq
         else:
-            self._pending[slot] = _PendingStatus(ref, status)
+            self._pending[slot] = _PendingStatus(ref, status, seq=seq)
             self._order.append(slot)
         self._idle.clear()
         self._wake.set()
@@ -77,6 +83,7 @@ class StatusWriter:
     def forget(self, plural: str, key: Any) -> None:
         """The object is gone; drop its pending write."""
         self._pending.pop((plural, key), None)
+        self._issued.pop((plural, key), None)
 
     def post_event(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
         if len(self._events) >= MAX_QUEUED_EVENTS:
@@ -107,10 +114,14 @@ class StatusWriter:
 
     def _take(self) -> _PendingStatus | _PendingEvent | None:
         # Status first: it is the state of record; Events are commentary.
-        while self._order:
+        for _ in range(len(self._order)):
             slot = self._order.popleft()
+            if slot in self._writing:
+                self._order.append(slot)  # picked up again when its write finishes
+                continue
             item = self._pending.pop(slot, None)
             if item is not None:
+                self._writing.add(slot)
                 return item
         if self._events:
             return self._events.popleft()
@@ -133,6 +144,9 @@ class StatusWriter:
             try:
                 await self._perform(item)
             finally:
+                if isinstance(item, _PendingStatus):
+                    self._writing.discard((item.ref.plural, item.ref.key))
+                    self._wake.set()  # a newer status for it may be waiting
                 self._in_flight -= 1
                 self._metrics.writes_in_flight.dec()
                 self._update_idle()
@@ -165,7 +179,8 @@ class StatusWriter:
             self._events.append(item)
         else:
             slot = (item.ref.plural, item.ref.key)
-            if slot not in self._pending:  # a newer status wins over a retried one
+            # A newer status (pending or already written) wins over a retried one.
+            if slot not in self._pending and item.seq == self._issued.get(slot):
                 self._pending[slot] = item
                 self._order.append(slot)
         self._wake.set()
