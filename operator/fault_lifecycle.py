@@ -104,8 +104,7 @@ def decide(fault: FaultView, targets: list[str], now: datetime) -> FaultDecision
                 ConditionSpec("Active", "False", "Expired", "the fault's duration has elapsed"),
                 ConditionSpec("Ready", "True", "Expired", "the fault ran for its whole duration and ended"),
             ]
-            status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=fault.generation, now=stamp)
-            status["observedGeneration"] = fault.generation
+            _conclude(status, wanted, fault.generation, stamp)
             return FaultDecision(status=status, events=tuple(events))
         else:
             resolved = bool(targets)
@@ -125,8 +124,7 @@ def decide(fault: FaultView, targets: list[str], now: datetime) -> FaultDecision
             old_reason = _reason(status, "TargetsResolved")
             if old_reason == "TargetsFound" and not resolved:
                 events.append(EventSpec("Warning", "TargetLost", f"no {_describe_target(fault.spec)} exists any more"))
-            status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=fault.generation, now=stamp)
-            status["observedGeneration"] = fault.generation
+            _conclude(status, wanted, fault.generation, stamp)
             return FaultDecision(status=status, events=tuple(events), next_check=expires, enforce=resolved, expires_at=expires)
 
     # Pending: give up after `duration` (checked first: a fault the operator finds
@@ -143,8 +141,7 @@ def decide(fault: FaultView, targets: list[str], now: datetime) -> FaultDecision
             ConditionSpec("Ready", "False", "TargetNotFound", "the fault ended without ever running"),
         ]
         events.append(EventSpec("Warning", "FaultFailed", f"no {_describe_target(fault.spec)} appeared within {fault.spec.duration_s:g}s; the fault will not run"))
-        status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=fault.generation, now=stamp)
-        status["observedGeneration"] = fault.generation
+        _conclude(status, wanted, fault.generation, stamp)
         return FaultDecision(status=status, events=tuple(events))
 
     if targets:
@@ -165,8 +162,7 @@ def decide(fault: FaultView, targets: list[str], now: datetime) -> FaultDecision
             ConditionSpec("Ready", "True", "Active", "the fault is being enforced"),
         ]
         events.append(EventSpec("Normal", "FaultActivated", f"{fault.spec.type} fault active on {', '.join(targets)} until {format_time(expires)}"))
-        status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=fault.generation, now=stamp)
-        status["observedGeneration"] = fault.generation
+        _conclude(status, wanted, fault.generation, stamp)
         return FaultDecision(status=status, events=tuple(events), next_check=expires, enforce=True, expires_at=expires)
 
     if _reason(status, "TargetsResolved") != "TargetNotFound":
@@ -178,9 +174,14 @@ def decide(fault: FaultView, targets: list[str], now: datetime) -> FaultDecision
         ConditionSpec("Active", "False", "WaitingForTarget", f"starts when {_describe_target(fault.spec)} appears, at the latest by {format_time(give_up)}"),
         ConditionSpec("Ready", "False", "TargetNotFound", "the fault is waiting for its target"),
     ]
-    status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=fault.generation, now=stamp)
-    status["observedGeneration"] = fault.generation
+    _conclude(status, wanted, fault.generation, stamp)
     return FaultDecision(status=status, events=tuple(events), next_check=give_up)
+
+
+def _conclude(status: dict[str, Any], wanted: list[ConditionSpec], generation: int, stamp: str) -> None:
+    """Every decision ends the same way: its conditions merged, the generation observed."""
+    status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=generation, now=stamp)
+    status["observedGeneration"] = generation
 
 
 def _reason(status: dict[str, Any], type_: str) -> str | None:
@@ -206,6 +207,5 @@ def invalid_spec(previous: dict[str, Any], generation: int, error: str, now: dat
         ConditionSpec("Active", "False", "InvalidSpec", error),
         ConditionSpec("Ready", "False", "InvalidSpec", error),
     ]
-    status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=generation, now=stamp)
-    status["observedGeneration"] = generation
+    _conclude(status, wanted, generation, stamp)
     return FaultDecision(status=status, events=events)
