@@ -8,21 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
 from agentops import __version__
 from agentops.errors import ConfigError
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # kopf logs every handler call at INFO; at thousands of objects that drowns the rest.
-    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
+from agentops.logs import configure_logging
 
 
 def _run_operator(args: argparse.Namespace) -> int:
@@ -30,7 +20,7 @@ def _run_operator(args: argparse.Namespace) -> int:
     from agentops_operator.settings import from_args
 
     settings = from_args(args)
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     asyncio.run(serve(settings))
     return 0
 
@@ -49,12 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed for --help; dispatched in main() before parsing.
     sub.add_parser("controlplane", help="start a local etcd + kube-apiserver (as the tests do); --print-binaries builds or finds them")
     sub.add_parser("demo", help="the local all-in-one run: control plane, CRDs, operator, sample agents")
+    sub.add_parser("sidecar", help="the proxy beside one agent: applies faults, probes, reports telemetry; '-- CMD' supervises the agent")
+    sub.add_parser("agent", help="a sample agent: 'agentops agent chat' or 'agentops agent summary'")
     return parser
 
 
 # Subcommands that parse their own arguments (argparse.REMAINDER will not pass on
 # leading options such as --print-binaries).
-_PASS_THROUGH = {"controlplane": "agentops.envtest", "demo": "agentops.demo"}
+_PASS_THROUGH = {
+    "controlplane": "agentops.envtest",
+    "demo": "agentops.demo",
+    "sidecar": "agentops_sidecar.main",
+    "agent": "agentops_agents.main",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

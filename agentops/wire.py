@@ -95,8 +95,12 @@ class AssignmentSet(TypedDict):
     agent: AgentRef
     version: int  # changes whenever the set changes; pass it back to wait for the next
     leaseSeconds: float  # drop every fault if the operator is not reached for this long
-    serverTime: str
+    serverTime: str  # the operator's clock; expiresAt is read relative to it (no skew)
     faults: list[FaultAssignment]
+    # An opaque restart request, level-based like the faults: a supervising sidecar
+    # restarts its agent once whenever this changes to a value it has not acted on
+    # (the first value it sees is adopted without a restart). None: no request.
+    restart: str | None
 
 
 def _obj(value: Any, field: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from agentops_operator.resources import Key
 class _Slot:
     version: int
     faults: tuple[FaultAssignment, ...] = ()
+    restart: str | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -37,20 +38,25 @@ class AssignmentBoard:
         slot = self._slot(key)
         return slot.version, slot.faults
 
+    def restart_request(self, key: Key) -> str | None:
+        return self._slot(key).restart
+
     def _slot(self, key: Key) -> _Slot:
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = _Slot(version=next(self._counter))
         return slot
 
-    def publish(self, key: Key, faults: list[FaultAssignment]) -> bool:
-        """Set an agent's faults; wake its waiters if the set changed. Returns whether it did."""
+    def publish(self, key: Key, faults: list[FaultAssignment], restart: str | None = None) -> bool:
+        """Set an agent's faults (and restart request); wake its waiters if either changed.
+
+        Returns whether anything did."""
         ordered = tuple(sorted(faults, key=lambda f: f["uid"]))
         slot = self._slot(key)
-        if slot.faults == ordered:
+        if slot.faults == ordered and slot.restart == restart:
             return False
         old_event = slot.changed
-        self._slots[key] = _Slot(version=next(self._counter), faults=ordered)
+        self._slots[key] = _Slot(version=next(self._counter), faults=ordered, restart=restart)
         old_event.set()
         return True
 

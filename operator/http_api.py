@@ -105,6 +105,7 @@ def build_app(reconciler: Reconciler, *, token: str, lease_s: float) -> web.Appl
             leaseSeconds=lease_s,
             serverTime=format_time(reconciler.clock.wall()),
             faults=list(faults),
+            restart=reconciler.board.restart_request(key),
         )
         return web.json_response(body)
 

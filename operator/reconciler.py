@@ -28,7 +28,7 @@ from agentops_operator.assignments import AssignmentBoard
 from agentops_operator.deadlines import DeadlineHeap
 from agentops_operator.health import assess
 from agentops_operator.metrics import OperatorMetrics
-from agentops_operator.resources import AGENTS, FAULTS, FaultSpec, HealthThresholds, Key, ObjectRef, format_time, parse_time
+from agentops_operator.resources import AGENTS, FAULTS, RESTART_ANNOTATION, FaultSpec, HealthThresholds, Key, ObjectRef, format_time, parse_time
 from agentops_operator.status_writer import StatusWriter
 from agentops_operator.telemetry_store import TelemetryStore
 
@@ -59,6 +59,7 @@ class AgentRecord:
     labels: dict[str, str]
     thresholds: HealthThresholds
     status: dict[str, Any]  # the last status written by us, else the one observed
+    restart: str | None = None  # RESTART_ANNOTATION's value: a request to its sidecars
     last_write: float = float("-inf")  # monotonic
     seen: float = 0.0  # monotonic time of the last watch event or list that included it
 
@@ -132,13 +133,17 @@ class Reconciler:
             thresholds = HealthThresholds()
         labels = dict(meta.get("labels") or {})
         generation = int(meta.get("generation", 1))
+        restart = (meta.get("annotations") or {}).get(RESTART_ANNOTATION) or None
         if old is None:
-            self.agents[key] = AgentRecord(ref, generation, labels, thresholds, dict(body.get("status") or {}), seen=self.clock.mono())
+            self.agents[key] = AgentRecord(ref, generation, labels, thresholds, dict(body.get("status") or {}), restart=restart, seen=self.clock.mono())
             self._agents_in_ns.setdefault(key.namespace, set()).add(key.name)
             self._mark_namespace_faults(key.namespace)
             self._mark_agent(key)
             return
         old.seen = self.clock.mono()
+        if restart != old.restart:
+            old.restart = restart
+            self._publish(key)
         if labels != old.labels:
             old.labels = labels
             self._mark_namespace_faults(key.namespace)
@@ -307,9 +312,10 @@ class Reconciler:
         # A fault whose new spec cannot be read is withdrawn on its next decision;
         # until then it is not handed out either.
         faults = [self._assignment(self.faults[k]) for k in keys if k in self.faults and self.faults[k].spec is not None]
-        if agent not in self.agents:
+        rec = self.agents.get(agent)
+        if rec is None:
             return
-        if self.board.publish(agent, faults):
+        if self.board.publish(agent, faults, rec.restart):
             self.metrics.assignment_changes.inc()
             self._mark_agent(agent)
 

@@ -17,6 +17,9 @@ from agentops.durations import parse_duration
 
 AGENTS = "agents"
 FAULTS = "faults"
+# Set (or change) this annotation on an Agent to restart it once, as `kubectl rollout
+# restart` does for a Deployment: `kubectl annotate agent chat agentops.dev/restart="$(date +%s)" --overwrite`.
+RESTART_ANNOTATION = "agentops.dev/restart"
 
 
 class Key(NamedTuple):

@@ -7,11 +7,10 @@ The API token is redacted whenever settings are logged.
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
+from agentops.config import bearer_token, env, number
 from agentops.errors import ConfigError
 
 
@@ -33,11 +32,6 @@ class OperatorSettings:
         shown = asdict(self)
         shown["token"] = "<redacted>" if self.token else "<unset>"
         return shown
-
-
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,44 +61,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def from_args(args: argparse.Namespace) -> OperatorSettings:
-    namespaces = tuple(args.namespace or [n.strip() for n in (_env("AGENTOPS_NAMESPACES") or "").split(",") if n.strip()])
-    all_ns = bool(args.all_namespaces) or _env("AGENTOPS_ALL_NAMESPACES") in ("1", "true", "yes")
+    namespaces = tuple(args.namespace or [n.strip() for n in (env("AGENTOPS_NAMESPACES") or "").split(",") if n.strip()])
+    all_ns = bool(args.all_namespaces) or env("AGENTOPS_ALL_NAMESPACES") in ("1", "true", "yes")
     if all_ns and namespaces:
         raise ConfigError("--all-namespaces and --namespace exclude each other")
     if not all_ns and not namespaces:
         raise ConfigError("say which namespaces to watch: --namespace NS (repeatable, globs allowed) or --all-namespaces")
 
-    token_file = args.token_file or _env("AGENTOPS_API_TOKEN_FILE")
-    if token_file:
-        try:
-            token = Path(token_file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"--token-file {token_file}: {exc.strerror}") from exc
-    else:
-        token = _env("AGENTOPS_API_TOKEN") or ""
-    if len(token) < 16:
-        raise ConfigError("a bearer token of at least 16 characters is required: --token-file or AGENTOPS_API_TOKEN")
-
-    def number(flag: Any, env: str, default: float, minimum: float) -> float:
-        raw = flag if flag is not None else _env(env)
-        try:
-            value = float(raw) if raw is not None else default
-        except ValueError:
-            raise ConfigError(f"{env}: {raw!r} is not a number") from None
-        if value < minimum:
-            raise ConfigError(f"{env}: must be at least {minimum:g}, got {value:g}")
-        return value
+    token = bearer_token(args.token_file)
 
     return OperatorSettings(
         namespaces=namespaces,
         all_namespaces=all_ns,
-        http_host=args.http_host or _env("AGENTOPS_HTTP_HOST", "0.0.0.0") or "0.0.0.0",
+        http_host=args.http_host or env("AGENTOPS_HTTP_HOST", "0.0.0.0") or "0.0.0.0",
         http_port=int(number(args.http_port, "AGENTOPS_HTTP_PORT", 8080, 0)),
         token=token,
         lease_s=number(args.lease_seconds, "AGENTOPS_LEASE_SECONDS", 30, 1),
         status_heartbeat_s=number(args.status_heartbeat_seconds, "AGENTOPS_STATUS_HEARTBEAT_SECONDS", 60, 1),
         max_writes_in_flight=int(number(args.max_writes_in_flight, "AGENTOPS_MAX_WRITES_IN_FLIGHT", 8, 1)),
         resync_interval_s=number(args.resync_seconds, "AGENTOPS_RESYNC_SECONDS", 300, 10),
-        liveness_endpoint=args.liveness or _env("AGENTOPS_LIVENESS"),
-        log_level=(args.log_level or _env("AGENTOPS_LOG_LEVEL", "INFO") or "INFO").upper(),
+        liveness_endpoint=args.liveness or env("AGENTOPS_LIVENESS"),
+        log_level=(args.log_level or env("AGENTOPS_LOG_LEVEL", "INFO") or "INFO").upper(),
     )

@@ -1,0 +1,131 @@
+"""`agentops sidecar`: wires the proxy, prober, operator link and supervisor together.
+
+Start order: admin port and proxy first (traffic flows even before the operator is
+reached — the sidecar never blocks an agent's callers on its own control plane),
+then the agent (supervisor mode), the prober and the operator link. Stop order is the
+reverse, with in-flight requests given `SHUTDOWN_GRACE_S` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import aiohttp
+from aiohttp import web
+
+from agentops.errors import ConfigError
+from agentops.logs import configure_logging
+from agentops_sidecar.admin import build_admin_app
+from agentops_sidecar.faults import Fault, FaultTable
+from agentops_sidecar.instance import Instance
+from agentops_sidecar.metrics import SidecarCollector, registry
+from agentops_sidecar.operator_link import OperatorLink
+from agentops_sidecar.prober import Prober
+from agentops_sidecar.proxy import Proxy, Recorder
+from agentops_sidecar.settings import SidecarSettings, from_args
+from agentops_sidecar.supervisor import Supervisor
+
+log = logging.getLogger("agentops_sidecar")
+
+SHUTDOWN_GRACE_S = 10.0
+
+
+async def serve(settings: SidecarSettings) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    table = FaultTable()
+    recorder = Recorder(loop.time())
+    instance = Instance(settings.sidecar_id)
+    instance.on_replaced(lambda _: _cure_crash(table, loop.time()))
+
+    def faults_changed(effective: tuple[Fault, ...]) -> None:
+        recorder.window.applied.update(f.uid for f in effective)
+
+    table.on_change(faults_changed)
+    proxy = Proxy(settings.upstream, table, recorder,
+                  upstream_timeout_s=settings.upstream_timeout_s, max_connections=settings.max_upstream_connections)
+    await proxy.start()
+    # Control traffic gets its own small pool, so a saturated proxy pool never delays
+    # a lease renewal or a probe.
+    control = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8))
+    supervisor = Supervisor(settings.command, instance, grace_s=settings.restart_grace_s) if settings.command else None
+    prober = Prober(control, settings.upstream + settings.health_path, interval_s=settings.probe_interval_s,
+                    timeout_s=settings.probe_timeout_s, table=table, recorder=recorder, instance=instance)
+    link = OperatorLink(settings, control, table=table, recorder=recorder, instance=instance, prober=prober,
+                        restart=supervisor.restart if supervisor else None)
+    reg = registry(SidecarCollector(recorder, table, link, prober, supervisor, loop.time))
+
+    proxy_app = web.Application()
+    proxy_app.router.add_route("*", "/{tail:.*}", proxy.handle)
+    admin_app = build_admin_app(settings, table=table, link=link, prober=prober, instance=instance, supervisor=supervisor, registry=reg)
+    runners = [web.AppRunner(proxy_app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S),
+               web.AppRunner(admin_app, access_log=None)]
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for runner, host, port in zip(runners, (settings.listen_host, settings.admin_host), (settings.listen_port, settings.admin_port)):
+            await runner.setup()
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
+        log.info("sidecar for %s/%s: proxy on %s:%d → %s, admin on %s:%d%s", settings.namespace, settings.agent,
+                 settings.listen_host, settings.listen_port, settings.upstream, settings.admin_host, settings.admin_port,
+                 f", supervising {' '.join(settings.command)}" if settings.command else "",
+                 extra={"settings": settings.redacted()})
+        if supervisor is not None:
+            tasks.append(asyncio.create_task(supervisor.run(), name="supervisor"))
+        tasks += [
+            asyncio.create_task(prober.run(), name="prober"),
+            asyncio.create_task(link.poll_assignments(), name="assignments"),
+            asyncio.create_task(link.push_telemetry(), name="telemetry"),
+            asyncio.create_task(_deadlines(table), name="deadlines"),
+        ]
+        done_waiter = asyncio.create_task(stop.wait())
+        finished, _ = await asyncio.wait([done_waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in finished:
+            if task is not done_waiter and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        done_waiter.cancel()
+        log.info("stopping")
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+        if supervisor is not None:
+            await supervisor.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await control.close()
+        await proxy.close()
+
+
+def _cure_crash(table: FaultTable, now: float) -> None:
+    cured = table.instance_replaced(now)
+    for fault in cured:
+        log.info("crash fault %s ends for this agent: its instance was replaced", fault.name, extra={"fault": fault.name})
+
+
+async def _deadlines(table: FaultTable) -> None:
+    """Apply expiries and the lease at their moment even when no request arrives."""
+    loop = asyncio.get_running_loop()
+    while True:
+        now = loop.time()
+        if now >= table.next_deadline:
+            table.refresh(now)
+        # Wake at the next deadline, and at least every second so a table replaced
+        # in between is looked at promptly.
+        await asyncio.sleep(min(1.0, max(0.0, table.next_deadline - loop.time())) + 0.001)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = from_args(sys.argv[2:] if argv is None else argv)
+    except ConfigError as exc:
+        print(f"agentops sidecar: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(serve(settings))
+    return 0

@@ -1,0 +1,200 @@
+"""The sidecar's two conversations with the operator.
+
+* **Assignments** by long poll: `GET /v1/assignments/{ns}/{agent}?version=V&wait=W`
+  answers as soon as the set differs from version V, so a new fault reaches the proxy
+  within one round trip of the operator publishing it — no polling interval. W is at
+  most half the lease, so a healthy link renews the lease at least twice per period.
+* **Telemetry** every report interval: the current window is cut and posted. A window
+  that cannot be delivered is folded into the next, up to `MAX_CARRY_S` of traffic.
+
+Any answer from the operator renews the lease; failures back off exponentially with
+jitter (`BACKOFF_*`), so a restarting operator is not hammered by its sidecars.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+
+from agentops_sidecar.faults import FaultTable
+from agentops_sidecar.instance import Instance
+from agentops_sidecar.prober import Prober
+from agentops_sidecar.proxy import Recorder
+from agentops_sidecar.settings import SidecarSettings
+from agentops_sidecar.window import Window
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST_S = 0.2
+BACKOFF_CAP_S = 5.0
+# An undelivered window older than this is dropped rather than carried: after a long
+# outage the operator wants the recent picture, and memory stays bounded.
+MAX_CARRY_S = 60.0
+_UNSET: Any = object()
+
+
+class OperatorLink:
+    def __init__(
+        self,
+        settings: SidecarSettings,
+        session: aiohttp.ClientSession,
+        *,
+        table: FaultTable,
+        recorder: Recorder,
+        instance: Instance,
+        prober: Prober,
+        restart: Callable[[str], Awaitable[None]] | None,
+    ) -> None:
+        self.settings, self.session = settings, session
+        self.table, self.recorder, self.instance, self.prober = table, recorder, instance, prober
+        self._restart = restart
+        self._headers = {"Authorization": f"Bearer {settings.token}"}
+        self._assignments_url = f"{settings.operator_url}/v1/assignments/{settings.namespace}/{settings.agent}"
+        self._telemetry_url = f"{settings.operator_url}/v1/telemetry"
+        self._restart_seen: Any = _UNSET
+        self._carried: Window | None = None
+        self.reports = {"accepted": 0, "rejected": 0, "failed": 0, "dropped": 0}
+        self.assignment_updates = 0
+        self.restart_requests = 0
+        self.last_problem: str | None = None
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    # ---------------------------------------------------------------- assignments
+
+    async def poll_assignments(self) -> None:
+        version: int | None = None
+        failures = 0
+        while True:
+            wait = min(self.settings.max_poll_wait_s, (self.table.lease_s or 30.0) / 2)
+            params = {"wait": f"{wait:g}"} if version is None else {"wait": f"{wait:g}", "version": str(version)}
+            try:
+                async with self.session.get(self._assignments_url, params=params, headers=self._headers,
+                                            timeout=aiohttp.ClientTimeout(total=wait + 10)) as response:
+                    body = await response.json(content_type=None) if response.content_type == "application/json" else {}
+                    status = response.status
+                    retry_after = response.headers.get("Retry-After")
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+                failures += 1
+                self._problem(f"cannot reach the operator at {self.settings.operator_url}: {exc.__class__.__name__} {exc}")
+                await asyncio.sleep(_backoff(failures))
+                continue
+            now = self._now()
+            if status == 200 and isinstance(body, dict):
+                failures = 0
+                self._problem(None)
+                if body.get("version") != version:
+                    version = body.get("version")
+                    self.assignment_updates += 1
+                    for problem in self.table.replace(body, now):
+                        log.warning("skipping a fault: %s", problem)
+                    log.info("assignment v%s: %d fault(s), %d enforced", version, len(self.table.assigned), len(self.table.effective),
+                             extra={"version": version, "faults": [f.name for f in self.table.effective]})
+                    await self._maybe_restart(body.get("restart"))
+                else:
+                    self.table.contact(now)
+                continue
+            failures += 1
+            message = body.get("error") if isinstance(body, dict) else None
+            if status == 404:
+                # The operator is there and says this agent has no faults (no Agent
+                # resource, or not watched): level-based, so enforce nothing.
+                self.table.clear(now)
+                version = None
+                self._problem(f"operator: {message or 'agent not found'}")
+            else:
+                self._problem(f"operator answered {status}: {message or ''}")
+            delay = float(retry_after) if retry_after and retry_after.isdigit() else _backoff(failures)
+            await asyncio.sleep(delay)
+
+    async def _maybe_restart(self, token: Any) -> None:
+        if self._restart_seen is _UNSET:
+            self._restart_seen = token  # adopted: this sidecar (and its agent) just started
+            return
+        if token == self._restart_seen:
+            return
+        self._restart_seen = token
+        if token is None:
+            return
+        self.restart_requests += 1
+        if self._restart is None:
+            log.warning("the operator asked for a restart (%s), but this sidecar does not supervise the agent", token)
+            return
+        await self._restart(f"requested by the operator ({token})")
+
+    # ---------------------------------------------------------------- telemetry
+
+    async def push_telemetry(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + self.settings.report_interval_s
+        while True:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at = max(next_at + self.settings.report_interval_s, loop.time())
+            await self.report_once()
+
+    def cut_window(self, now: float) -> Window:
+        window = self.recorder.window
+        fresh = Window(started=now)
+        fresh.applied = {f.uid for f in self.table.effective}
+        self.recorder.window = fresh
+        if self._carried is not None:
+            window.merge_older(self._carried)
+            self._carried = None
+        return window
+
+    async def report_once(self) -> None:
+        now = self._now()
+        window = self.cut_window(now)
+        report = window.report(
+            namespace=self.settings.namespace,
+            agent=self.settings.agent,
+            sidecar=self.settings.sidecar_id,
+            instance={"id": self.instance.id, "restarts": self.instance.restarts},
+            now=now,
+            consecutive_failures=self.prober.consecutive_failures,
+            last_error=self.prober.last_error,
+        )
+        try:
+            async with self.session.post(self._telemetry_url, json=report, headers=self._headers,
+                                         timeout=aiohttp.ClientTimeout(total=10)) as response:
+                status = response.status
+                text = await response.text()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            self.reports["failed"] += 1
+            self._carry(window, now, f"{exc.__class__.__name__} {exc}")
+            return
+        if status == 202:
+            self.reports["accepted"] += 1
+            self.table.contact(self._now())
+        elif status == 404 or status >= 500:
+            # 404: the operator has not seen this Agent yet (or it is not created yet).
+            self.reports["failed"] += 1
+            self._carry(window, now, f"{status} {text[:200]}")
+        else:
+            # 4xx: this report can never be accepted; sending it again would not help.
+            self.reports["rejected"] += 1
+            log.error("operator refused a telemetry report (%d): %s", status, text[:500])
+
+    def _carry(self, window: Window, now: float, why: str) -> None:
+        if now - window.started > MAX_CARRY_S:
+            self.reports["dropped"] += 1
+            log.warning("dropping %.0f s of undelivered telemetry (%s)", now - window.started, why)
+            return
+        log.debug("telemetry not delivered (%s); carrying it into the next window", why)
+        self._carried = window
+
+    def _problem(self, problem: str | None) -> None:
+        if problem is not None and problem != self.last_problem:
+            log.warning("%s", problem)
+        elif problem is None and self.last_problem is not None:
+            log.info("operator reachable again")
+        self.last_problem = problem
+
+
+def _backoff(failures: int) -> float:
+    return float(min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2 ** min(failures - 1, 10)) * random.uniform(0.5, 1.0))

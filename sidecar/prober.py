@@ -1,0 +1,91 @@
+"""Active health probes of the agent, on the sidecar's own schedule.
+
+A probe is a GET of the agent's health endpoint with a timeout; 2xx/3xx passes. When
+the answer is JSON with an `instance` string, that identifies the agent process (see
+`instance.py`). While a crash fault is enforced every probe fails — a crashed agent
+answers nothing — whatever the agent itself says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+
+from agentops_sidecar.faults import FaultTable
+from agentops_sidecar.instance import Instance
+from agentops_sidecar.proxy import Recorder
+
+log = logging.getLogger(__name__)
+
+
+class Prober:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        *,
+        interval_s: float,
+        timeout_s: float,
+        table: FaultTable,
+        recorder: Recorder,
+        instance: Instance,
+    ) -> None:
+        self.session, self.url = session, url
+        self.interval_s, self.timeout = interval_s, aiohttp.ClientTimeout(total=timeout_s)
+        self.table, self.recorder, self.instance = table, recorder, instance
+        self.consecutive_failures = 0
+        self.last_error: str | None = None
+        self.last_ok: bool | None = None  # None: not probed yet
+        self.totals = {"ok": 0, "failed": 0}
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            await self.probe_once()
+            next_at += self.interval_s
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at = max(next_at, loop.time() - self.interval_s)  # never burst to catch up
+
+    async def probe_once(self) -> bool:
+        error = await self._ask_agent()
+        crash = next((f for f in self.table.effective if f.type == "Crash"), None)
+        if crash is not None:
+            error = f"crash fault {crash.name} is enforced"
+        window = self.recorder.window
+        if error is None:
+            window.probes_ok += 1
+            self.totals["ok"] += 1
+            self.consecutive_failures = 0
+        else:
+            window.probes_failed += 1
+            self.totals["failed"] += 1
+            self.consecutive_failures += 1
+            if self.last_ok is not False:
+                log.warning("agent health probe failed: %s", error, extra={"probe": self.url})
+        self.last_error = error
+        self.last_ok = error is None
+        return error is None
+
+    async def _ask_agent(self) -> str | None:
+        """None when the agent passes, else why not."""
+        try:
+            async with self.session.get(self.url, timeout=self.timeout, allow_redirects=False) as response:
+                if response.content_type == "application/json":
+                    try:
+                        body = await response.json()
+                    except (ValueError, aiohttp.ContentTypeError):
+                        body = None
+                    if isinstance(body, dict) and isinstance(body.get("instance"), str) and body["instance"]:
+                        self.instance.agent_reported(body["instance"])
+                else:
+                    await response.read()
+                if response.status >= 400:
+                    return f"{self.url} answered {response.status}"
+                return None
+        except asyncio.TimeoutError:
+            return f"{self.url} did not answer within {self.timeout.total:g}s"
+        except aiohttp.ClientError as exc:
+            return f"{self.url}: {exc.__class__.__name__}: {exc}"[:500]

@@ -1,0 +1,189 @@
+"""The reverse proxy in front of the agent: forwards, times, and injects faults.
+
+Bodies stream in both directions: a request or response with no length or a large
+one is copied chunk by chunk as it arrives (a token stream from an LLM reaches the
+caller as it is produced); small ones (≤ `SMALL_BODY`, the common JSON call) are read
+whole, which is one write instead of a loop and measurably cheaper. Connections to
+the agent are pooled and kept alive. Hop-by-hop headers (RFC 9110 §7.6.1) are dropped,
+everything else passes through untouched, including Content-Encoding (no
+re-compression) and repeated headers such as Set-Cookie.
+
+The request path is kept short on purpose: with no fault assigned it is one
+comparison of a monotonic time, a tuple check, the forward, and one `record` call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from agentops_sidecar.faults import Effect, Fault, FaultTable, choose
+from agentops_sidecar.window import Window, Totals, error_class
+
+log = logging.getLogger(__name__)
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "transfer-encoding", "upgrade",
+})
+# Bodies up to this size are read in one piece; larger or unsized ones stream.
+SMALL_BODY = 256 * 1024
+CHUNK = 64 * 1024
+
+
+def _strip_hop_by_hop(headers: Any, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
+    listed = {token.strip().lower() for value in headers.getall("Connection", ()) for token in value.split(",")}
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in listed or lower in drop:
+            continue
+        out.add(name, value)
+    return out
+
+
+class Recorder:
+    """Where the proxy counts: the current telemetry window (swapped by the reporter) and totals."""
+
+    def __init__(self, now: float) -> None:
+        self.window = Window(started=now)
+        self.totals = Totals()
+
+    def record(self, status: int, seconds: float, error: str | None) -> None:
+        self.window.record(seconds * 1000.0, error)
+        self.totals.record(status, seconds)
+
+
+class Proxy:
+    def __init__(
+        self,
+        upstream: str,
+        table: FaultTable,
+        recorder: Recorder,
+        *,
+        upstream_timeout_s: float,
+        max_connections: int,
+        rnd: Callable[[], float] | None = None,
+    ) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.table = table
+        self.recorder = recorder
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=upstream_timeout_s)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._changed = asyncio.Event()
+        self._choose: Callable[[tuple[Fault, ...]], Effect | None] = (lambda f: choose(f, rnd)) if rnd else choose
+        table.on_change(self._faults_changed)
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30.0, ttl_dns_cache=60),
+            timeout=self._timeout,
+            auto_decompress=False,  # pass Content-Encoding through untouched
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            cookie_jar=aiohttp.DummyCookieJar(),  # a proxy must not keep cookies between callers
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _faults_changed(self, _: tuple[Fault, ...]) -> None:
+        # Wake requests sleeping in an injected delay, so a withdrawn fault stops at once.
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        loop_time = asyncio.get_running_loop().time
+        started = loop_time()
+        table = self.table
+        if started >= table.next_deadline:
+            table.refresh(started)
+        if table.effective:
+            effect = self._choose(table.effective)
+            if effect is not None:
+                answer = await self._inject(effect)
+                if answer is not None:
+                    self.recorder.record(answer.status, loop_time() - started, error_class(answer.status))
+                    return answer
+        return await self._forward(request, started, loop_time)
+
+    async def _inject(self, effect: Effect) -> web.Response | None:
+        injected = self.recorder.totals.injected
+        for fault in effect.hits:
+            injected[fault.type] += 1
+        if effect.delay_s > 0:
+            await self._delay(effect)
+        if effect.status is None:
+            return None
+        return web.Response(status=effect.status, body=effect.body, headers={"Content-Type": effect.content_type})
+
+    async def _delay(self, effect: Effect) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + effect.delay_s
+        delaying = {f.uid for f in effect.hits if f.type == "Latency"}
+        while (remaining := deadline - loop.time()) > 0:
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                return
+            if not any(f.uid in delaying for f in self.table.effective):
+                return  # the fault was withdrawn, expired or dropped mid-delay
+
+    async def _forward(self, request: web.Request, started: float, loop_time: Callable[[], float]) -> web.StreamResponse:
+        assert self._session is not None, "start() first"
+        headers = _strip_hop_by_hop(request.headers)
+        peer = request.remote or ""
+        prior = request.headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+        headers.setdefault("X-Forwarded-Proto", request.scheme)
+        body: Any = None
+        if request.body_exists:
+            length = request.content_length
+            body = await request.read() if length is not None and length <= SMALL_BODY else request.content.iter_chunked(CHUNK)
+        status = 502
+        streaming: web.StreamResponse | None = None
+        try:
+            async with self._session.request(
+                request.method,
+                URL(self.upstream + request.raw_path, encoded=True),
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+            ) as upstream:
+                status = upstream.status
+                out_headers = _strip_hop_by_hop(upstream.headers)
+                length = upstream.content_length
+                if request.method != "HEAD" and length is not None and length <= SMALL_BODY:
+                    data = await upstream.read()
+                    del out_headers["Content-Length"]
+                    response: web.StreamResponse = web.Response(status=status, reason=upstream.reason, body=data, headers=out_headers)
+                else:
+                    response = streaming = web.StreamResponse(status=status, reason=upstream.reason, headers=out_headers)
+                    await response.prepare(request)
+                    async for chunk in upstream.content.iter_any():
+                        await response.write(chunk)
+                    await response.write_eof()
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "connection"
+            if streaming is not None and streaming.prepared:
+                # The headers are out: the only honest signal left is a cut connection.
+                self.recorder.record(status, loop_time() - started, kind)
+                raise
+            if kind == "timeout":
+                return self._failed(504, started, loop_time, kind, "the agent did not answer in time")
+            return self._failed(502, started, loop_time, kind, f"cannot reach the agent: {exc.__class__.__name__}")
+        self.recorder.record(status, loop_time() - started, error_class(status))
+        return response
+
+    def _failed(self, status: int, started: float, loop_time: Callable[[], float], kind: str, message: str) -> web.Response:
+        self.recorder.record(status, loop_time() - started, kind)
+        self.recorder.totals.upstream_errors[kind] += 1
+        return web.json_response({"error": message, "source": "agentops-sidecar"}, status=status)

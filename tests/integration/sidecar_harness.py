@@ -1,0 +1,82 @@
+"""Test harness: the real sidecar (`python -m agentops sidecar`) as a subprocess.
+
+Ports are chosen up front (free_port) so a test knows where to send traffic; the
+sidecar's `/v1/state` admin endpoint is what tests read to see what it enforces.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from operator_harness import free_port, wait_for
+
+from agentops.processes import terminate
+
+
+@dataclass
+class SidecarProcess:
+    agent: str
+    namespace: str
+    operator_url: str
+    token: str
+    upstream_port: int
+    log_path: Path
+    command: list[str] = field(default_factory=list)  # supervise this agent when set
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self) -> None:
+        assert self.proc is None, "already running"
+        cmd = [
+            sys.executable, "-m", "agentops", "sidecar",
+            "--agent", self.agent, "--namespace", self.namespace,
+            "--operator-url", self.operator_url,
+            "--upstream", f"http://127.0.0.1:{self.upstream_port}",
+            "--listen", f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin_port}",
+            "--sidecar-id", f"{self.agent}-sidecar",
+            "--probe-interval", "500ms", "--report-interval", "1s",
+            "--log-format", "text",
+            *self.extra_args,
+        ]
+        if self.command:
+            cmd += ["--", *self.command]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(cmd, env={**self.env, "AGENTOPS_API_TOKEN": self.token}, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        wait_for(self._up, timeout=20, what=f"sidecar admin port (log: {self.log_path})")
+
+    def _up(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"sidecar exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+        return requests.get(f"{self.admin_url}/healthz", timeout=2).status_code == 200
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc)
+            self.proc = None
+
+    def state(self) -> dict[str, Any]:
+        return dict(requests.get(f"{self.admin_url}/v1/state", timeout=5).json())
+
+    def enforced(self) -> list[str]:
+        return sorted(f["name"] for f in self.state()["enforced"])
+
+    def metrics_text(self) -> str:
+        return requests.get(f"{self.admin_url}/metrics", timeout=5).text
