@@ -1,0 +1,178 @@
+"""A sample agent's settings: CLI flag → environment variable → default, parsed once.
+
+    agentops agent chat|summary [--host H] [--port P] [--gemini-api-key-file PATH]
+        [--gemini-base-url URL] [--gemini-model NAME] [--model-timeout SECONDS]
+        [--log-level LEVEL]
+
+The Gemini key comes from a file (a mounted Secret) or the GEMINI_API_KEY variable,
+never from a flag: command lines are visible to every user of the machine through
+`ps`. Without a key the agent runs the offline model. The key is redacted wherever
+settings are shown, and an error about it never repeats it.
+
+Every bad value is a ConfigError naming where it came from (the flag, or the
+environment variable when no flag was given) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from agentops.errors import ConfigError
+
+AgentKind = Literal["chat", "summary"]
+KINDS: tuple[AgentKind, ...] = ("chat", "summary")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
+DEFAULT_GEMINI_MODEL = "gemini-2.0-flash"
+# Gemini usually answers in seconds; 30 s leaves room for long summaries while staying
+# below the 60 s many load balancers and proxies allow a request.
+DEFAULT_MODEL_TIMEOUT_S = 30.0
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+# Model names go into the URL path, so only the characters Gemini's names use.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# An API key is one printable ASCII token; anything else would corrupt the header.
+_API_KEY = re.compile(r"[\x21-\x7e]+")
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    kind: AgentKind
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT  # 0 picks a free port; the bound one is logged
+    gemini_api_key: str = field(default="", repr=False)  # empty: the offline model
+    gemini_base_url: str = DEFAULT_GEMINI_BASE_URL  # without a trailing slash
+    gemini_model: str = DEFAULT_GEMINI_MODEL
+    model_timeout_s: float = DEFAULT_MODEL_TIMEOUT_S  # total time for one Gemini request
+    log_level: str = "INFO"
+
+    @property
+    def model(self) -> str:
+        """Which model answers: "gemini" when a key is configured, else "offline"."""
+        return "gemini" if self.gemini_api_key else "offline"
+
+    def redacted(self) -> dict[str, Any]:
+        shown = asdict(self)
+        shown["gemini_api_key"] = "<redacted>" if self.gemini_api_key else "<unset>"
+        return shown
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="agentops agent",
+        description="A sample agent: chat or summary, over Gemini when a key is configured, offline otherwise.",
+    )
+    p.add_argument("kind", choices=KINDS, help="which agent to run")
+    p.add_argument("--host", default=None, help=f"address to listen on (env AGENTOPS_AGENT_HOST; default {DEFAULT_HOST})")
+    p.add_argument("--port", default=None,
+                   help=f"port to listen on, 0 for any free one (env AGENTOPS_AGENT_PORT; default {DEFAULT_PORT})")
+    p.add_argument("--gemini-api-key-file", default=None, metavar="PATH",
+                   help="file holding the Gemini API key, e.g. a mounted Secret (env GEMINI_API_KEY_FILE; "
+                        "or the key itself in GEMINI_API_KEY); without a key the offline model answers")
+    p.add_argument("--gemini-base-url", default=None, metavar="URL",
+                   help=f"Gemini REST endpoint (env GEMINI_BASE_URL; default {DEFAULT_GEMINI_BASE_URL})")
+    p.add_argument("--gemini-model", default=None, metavar="NAME",
+                   help=f"Gemini model (env GEMINI_MODEL; default {DEFAULT_GEMINI_MODEL})")
+    p.add_argument("--model-timeout", default=None, metavar="SECONDS",
+                   help="seconds one Gemini request may take before the agent answers 504 "
+                        f"(env AGENTOPS_MODEL_TIMEOUT_SECONDS; default {DEFAULT_MODEL_TIMEOUT_S:g})")
+    p.add_argument("--log-level", default=None,
+                   help=f"{', '.join(LOG_LEVELS)} (env AGENTOPS_LOG_LEVEL; default INFO)")
+    return p
+
+
+def _pick(flag_value: str | None, flag: str, env: str) -> tuple[str | None, str]:
+    """The raw value (flag first, then a non-empty env variable) and where it came from."""
+    if flag_value is not None:
+        return flag_value, flag
+    value = os.environ.get(env)
+    return (value, env) if value else (None, flag)
+
+
+def _api_key(args: argparse.Namespace) -> str:
+    path, source = _pick(args.gemini_api_key_file, "--gemini-api-key-file", "GEMINI_API_KEY_FILE")
+    if path is not None:
+        try:
+            key = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{source} {path}: cannot read the key file ({exc.strerror})") from exc
+        if not key:
+            raise ConfigError(f"{source} {path}: the file is empty; put the Gemini API key in it")
+    else:
+        key, source = os.environ.get("GEMINI_API_KEY", "").strip(), "GEMINI_API_KEY"
+    if key and not _API_KEY.fullmatch(key):
+        raise ConfigError(f"{source}: the Gemini API key must be one token of printable ASCII (no spaces or line breaks)")
+    return key
+
+
+def _base_url(args: argparse.Namespace) -> str:
+    raw, source = _pick(args.gemini_base_url, "--gemini-base-url", "GEMINI_BASE_URL")
+    url = (raw or DEFAULT_GEMINI_BASE_URL).strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"{source}: {raw!r} is not an http(s) URL such as {DEFAULT_GEMINI_BASE_URL}")
+    return url
+
+
+def _model_name(args: argparse.Namespace) -> str:
+    raw, source = _pick(args.gemini_model, "--gemini-model", "GEMINI_MODEL")
+    # The API's resource names are "models/<name>"; accept that form too.
+    name = (raw or DEFAULT_GEMINI_MODEL).strip().removeprefix("models/")
+    if not _MODEL_NAME.fullmatch(name):
+        raise ConfigError(f"{source}: {raw!r} is not a model name such as {DEFAULT_GEMINI_MODEL} (letters, digits, '.', '_', '-')")
+    return name
+
+
+def _port(args: argparse.Namespace) -> int:
+    raw, source = _pick(args.port, "--port", "AGENTOPS_AGENT_PORT")
+    if raw is None:
+        return DEFAULT_PORT
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{source}: {raw!r} is not a port number; allowed 0..65535 (0 picks a free port)") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{source}: {port} is out of range; allowed 0..65535 (0 picks a free port)")
+    return port
+
+
+def _timeout(args: argparse.Namespace) -> float:
+    raw, source = _pick(args.model_timeout, "--model-timeout", "AGENTOPS_MODEL_TIMEOUT_SECONDS")
+    if raw is None:
+        return DEFAULT_MODEL_TIMEOUT_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ConfigError(f"{source}: {raw!r} is not a number of seconds such as 30 or 0.5") from None
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ConfigError(f"{source}: must be a positive number of seconds, got {raw!r}")
+    return seconds
+
+
+def from_args(args: argparse.Namespace) -> AgentSettings:
+    host, host_source = _pick(args.host, "--host", "AGENTOPS_AGENT_HOST")
+    if host is not None and not host.strip():
+        raise ConfigError(f"{host_source}: must not be empty; e.g. 127.0.0.1 or 0.0.0.0")
+    level, level_source = _pick(args.log_level, "--log-level", "AGENTOPS_LOG_LEVEL")
+    log_level = (level or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"{level_source}: {level!r} is not a log level; allowed {', '.join(LOG_LEVELS)}")
+    return AgentSettings(
+        kind=args.kind,
+        host=(host or DEFAULT_HOST).strip(),
+        port=_port(args),
+        gemini_api_key=_api_key(args),
+        gemini_base_url=_base_url(args),
+        gemini_model=_model_name(args),
+        model_timeout_s=_timeout(args),
+        log_level=log_level,
+    )
