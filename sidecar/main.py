@@ -42,7 +42,6 @@ async def serve(settings: SidecarSettings) -> None:
     table = FaultTable()
     recorder = Recorder(loop.time())
     instance = Instance(settings.sidecar_id)
-    instance.on_replaced(lambda _: _cure_crash(table, loop.time()))
 
     def faults_changed(effective: tuple[Fault, ...]) -> None:
         recorder.window.applied.update(f.uid for f in effective)
@@ -59,6 +58,7 @@ async def serve(settings: SidecarSettings) -> None:
                     timeout_s=settings.probe_timeout_s, table=table, recorder=recorder, instance=instance)
     link = OperatorLink(settings, control, table=table, recorder=recorder, instance=instance, prober=prober,
                         restart=supervisor.restart if supervisor else None)
+    instance.on_replaced(lambda _: _instance_replaced(table, proxy, prober, loop.time()))
     reg = registry(SidecarCollector(recorder, table, link, prober, supervisor, loop.time))
 
     proxy_app = web.Application()
@@ -102,7 +102,9 @@ async def serve(settings: SidecarSettings) -> None:
         await proxy.close()
 
 
-def _cure_crash(table: FaultTable, now: float) -> None:
+def _instance_replaced(table: FaultTable, proxy: Proxy, prober: Prober, now: float) -> None:
+    proxy.instance_replaced()
+    prober.last_ok = None  # a new process is not known to be healthy until probed
     cured = table.instance_replaced(now)
     for fault in cured:
         log.info("crash fault %s ends for this agent: its instance was replaced", fault.name, extra={"fault": fault.name})

@@ -32,6 +32,7 @@ HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
     "te", "trailer", "transfer-encoding", "upgrade",
 })
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Bodies up to this size are read in one piece; larger or unsized ones stream.
 SMALL_BODY = 256 * 1024
 CHUNK = 64 * 1024
@@ -77,12 +78,16 @@ class Proxy:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=upstream_timeout_s)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
         self._choose: Callable[[tuple[Fault, ...]], Effect | None] = (lambda f: choose(f, rnd)) if rnd else choose
         table.on_change(self._faults_changed)
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
+        self._session = self._new_session()
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30.0, ttl_dns_cache=60),
             timeout=self._timeout,
             auto_decompress=False,  # pass Content-Encoding through untouched
@@ -90,9 +95,23 @@ class Proxy:
             cookie_jar=aiohttp.DummyCookieJar(),  # a proxy must not keep cookies between callers
         )
 
+    def instance_replaced(self) -> None:
+        """The agent process changed: its pooled connections lead nowhere now.
+
+        Reusing one would turn the first requests to the new instance into 502s, so
+        the pool starts afresh; requests still running on the old one finish or fail
+        as the old process does.
+        """
+        old, self._session = self._session, self._new_session()
+        if old is not None:
+            task = asyncio.get_running_loop().create_task(old.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     def _faults_changed(self, _: tuple[Fault, ...]) -> None:
         # Wake requests sleeping in an injected delay, so a withdrawn fault stops at once.
@@ -138,7 +157,6 @@ class Proxy:
                 return  # the fault was withdrawn, expired or dropped mid-delay
 
     async def _forward(self, request: web.Request, started: float, loop_time: Callable[[], float]) -> web.StreamResponse:
-        assert self._session is not None, "start() first"
         headers = _strip_hop_by_hop(request.headers)
         peer = request.remote or ""
         prior = request.headers.get("X-Forwarded-For")
@@ -148,40 +166,55 @@ class Proxy:
         if request.body_exists:
             length = request.content_length
             body = await request.read() if length is not None and length <= SMALL_BODY else request.content.iter_chunked(CHUNK)
-        status = 502
-        streaming: web.StreamResponse | None = None
-        try:
-            async with self._session.request(
-                request.method,
-                URL(self.upstream + request.raw_path, encoded=True),
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-            ) as upstream:
-                status = upstream.status
-                out_headers = _strip_hop_by_hop(upstream.headers)
-                length = upstream.content_length
-                if request.method != "HEAD" and length is not None and length <= SMALL_BODY:
-                    data = await upstream.read()
-                    del out_headers["Content-Length"]
-                    response: web.StreamResponse = web.Response(status=status, reason=upstream.reason, body=data, headers=out_headers)
-                else:
-                    response = streaming = web.StreamResponse(status=status, reason=upstream.reason, headers=out_headers)
-                    await response.prepare(request)
-                    async for chunk in upstream.content.iter_any():
-                        await response.write(chunk)
-                    await response.write_eof()
-        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
-            kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "connection"
-            if streaming is not None and streaming.prepared:
-                # The headers are out: the only honest signal left is a cut connection.
-                self.recorder.record(status, loop_time() - started, kind)
-                raise
-            if kind == "timeout":
-                return self._failed(504, started, loop_time, kind, "the agent did not answer in time")
-            return self._failed(502, started, loop_time, kind, f"cannot reach the agent: {exc.__class__.__name__}")
+        # A keep-alive connection the agent closed just as we reused it fails before
+        # any answer; an idempotent request with a replayable body is safe to send once
+        # more (what Go's http.Transport does). Others get the 502.
+        attempts = 2 if request.method in IDEMPOTENT and (body is None or isinstance(body, bytes)) else 1
+        holder: list[web.StreamResponse] = []
+        for attempt in range(attempts):
+            try:
+                status, response = await self._exchange(request, headers, body, holder)
+                break
+            except aiohttp.ServerDisconnectedError:
+                if attempt + 1 < attempts and not holder:
+                    continue
+                return self._failed(502, started, loop_time, "connection", "the agent closed the connection")
+            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "connection"
+                if holder and holder[0].prepared:
+                    # The headers are out: the only honest signal left is a cut connection.
+                    self.recorder.record(holder[0].status, loop_time() - started, kind)
+                    raise
+                if kind == "timeout":
+                    return self._failed(504, started, loop_time, kind, "the agent did not answer in time")
+                return self._failed(502, started, loop_time, kind, f"cannot reach the agent: {exc.__class__.__name__}")
         self.recorder.record(status, loop_time() - started, error_class(status))
         return response
+
+    async def _exchange(self, request: web.Request, headers: CIMultiDict[str], body: Any,
+                        holder: list[web.StreamResponse]) -> tuple[int, web.StreamResponse]:
+        """One round trip to the agent; a streamed response is put in `holder` once started."""
+        assert self._session is not None, "start() first"
+        async with self._session.request(
+            request.method,
+            URL(self.upstream + request.raw_path, encoded=True),
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+        ) as upstream:
+            out_headers = _strip_hop_by_hop(upstream.headers)
+            length = upstream.content_length
+            if request.method != "HEAD" and length is not None and length <= SMALL_BODY:
+                data = await upstream.read()
+                del out_headers["Content-Length"]
+                return upstream.status, web.Response(status=upstream.status, reason=upstream.reason, body=data, headers=out_headers)
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=out_headers)
+            holder.append(response)
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return upstream.status, response
 
     def _failed(self, status: int, started: float, loop_time: Callable[[], float], kind: str, message: str) -> web.Response:
         self.recorder.record(status, loop_time() - started, kind)

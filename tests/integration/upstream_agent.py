@@ -94,3 +94,15 @@ class UpstreamAgent:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+
+def main() -> None:
+    """`python upstream_agent.py PORT`: serve until killed (for supervisor tests)."""
+    import sys
+
+    app = build_app(str(uuid.uuid4()))
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
