@@ -2,11 +2,13 @@
 
 Starts a local control plane (or uses the current kube context with
 `--use-current-context`), installs the CRDs, runs the operator against a `demo`
-namespace, applies the sample Agents and prints what to try next. Ctrl-C stops
+namespace, applies the sample Agents, and runs both sample agents (chat, summary),
+each supervised by its own sidecar, with a little traffic through the sidecars so
+that faults show up in the Agents' status. It prints what to try next. Ctrl-C stops
 everything it started and leaves nothing running.
 
-The sample agents and their sidecars join this run with the sidecar work; until then
-the Agents stay Unknown (no telemetry) and faults can be applied, watched and expired.
+Processes log to files under one temporary directory, printed at start, so the
+console stays readable.
 """
 
 from __future__ import annotations
@@ -17,15 +19,53 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from agentops.envtest import ControlPlane
 from agentops.processes import terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "demo"
+SAMPLES = REPO_ROOT / "manifests" / "samples"
+
+
+@dataclass(frozen=True)
+class SampleAgent:
+    name: str
+    index: int
+    path: str
+    body: bytes
+    base: int = 8000
+
+    # With the default base: sidecars on 8001/8002, agents behind them on 18001/18002,
+    # sidecar admin ports 9901/9902.
+    @property
+    def port(self) -> int:  # the sidecar's proxy port: where callers send requests
+        return self.base + self.index
+
+    @property
+    def agent_port(self) -> int:  # the agent itself, behind the sidecar
+        return self.base + 10000 + self.index
+
+    @property
+    def admin_port(self) -> int:  # the sidecar's /metrics and /v1/state
+        return self.base + 1900 + self.index
+
+
+def sample_agents(base: int) -> tuple[SampleAgent, ...]:
+    return (
+        SampleAgent("chat", 1, "/v1/chat", b'{"message": "Hello, what can you do?"}', base),
+        SampleAgent("summary", 2, "/v1/summarize",
+                    b'{"text": "The operator reconciles faults. The sidecar enforces them. Health follows telemetry.", "maxSentences": 1}', base),
+    )
 
 
 def _kubectl(kubectl: str, env: dict[str, str], *args: str) -> str:
@@ -35,13 +75,40 @@ def _kubectl(kubectl: str, env: dict[str, str], *args: str) -> str:
     return proc.stdout
 
 
+def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out: IO[bytes] = log.open("ab")
+    try:
+        # Its own process group: Ctrl-C reaches only the demo, which then stops each
+        # child exactly once (a second signal would interrupt its clean shutdown).
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        out.close()
+
+
+def _traffic(agents: tuple[SampleAgent, ...], stop: threading.Event, every_s: float) -> None:
+    """A caller per agent, one request every `every_s`, so health has samples to judge."""
+    while not stop.wait(every_s):
+        for agent in agents:
+            request = urllib.request.Request(f"http://127.0.0.1:{agent.port}{agent.path}", data=agent.body,
+                                             headers={"Content-Type": "application/json"}, method="POST")
+            try:
+                urllib.request.urlopen(request, timeout=10).read()
+            except (urllib.error.URLError, OSError):
+                pass  # an injected error or crash answers like this; that is the point
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agentops demo", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--use-current-context", action="store_true",
                         help="use the cluster of the current KUBECONFIG instead of starting a local control plane")
     parser.add_argument("--http-port", type=int, default=8080, help="port of the operator's sidecar API (default 8080)")
+    parser.add_argument("--port-base", type=int, default=8000,
+                        help="sidecars listen on BASE+1, BASE+2, their agents on BASE+10001.., admin on BASE+1901.. (default 8000)")
+    parser.add_argument("--no-traffic", action="store_true", help="do not send sample requests through the sidecars")
     args = parser.parse_args(argv)
+    agents = sample_agents(args.port_base)
     signal.signal(signal.SIGTERM, _interrupt)  # stop as cleanly on SIGTERM as on Ctrl-C
+    logs = Path(tempfile.mkdtemp(prefix="agentops-demo-"))
 
     with ExitStack() as stack:
         if args.use_current_context:
@@ -59,34 +126,57 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([kubectl, "create", "namespace", NAMESPACE], env=env, capture_output=True, timeout=60)
 
         token = secrets.token_hex(16)
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "agentops", "operator", "--namespace", NAMESPACE,
-             "--http-host", "127.0.0.1", "--http-port", str(args.http_port)],
-            env={**env, "AGENTOPS_API_TOKEN": token},
-            # Its own process group: Ctrl-C reaches only the demo, which then stops the
-            # operator exactly once (a second signal would interrupt its clean shutdown).
-            start_new_session=True,
-        )
+        secret_env = {**env, "AGENTOPS_API_TOKEN": token}
+        children = []
+        operator = _start([sys.executable, "-m", "agentops", "operator", "--namespace", NAMESPACE,
+                           "--http-host", "127.0.0.1", "--http-port", str(args.http_port)], secret_env, logs / "operator.log")
+        children.append(("operator", operator))
         stack.callback(terminate, operator)
-        _kubectl(kubectl, env, "apply", "-n", NAMESPACE, "-f", str(REPO_ROOT / "manifests" / "samples" / "agents.yaml"))
+        _kubectl(kubectl, env, "apply", "-n", NAMESPACE, "-f", str(SAMPLES / "agents.yaml"))
+        for agent in agents:
+            sidecar = _start([
+                sys.executable, "-m", "agentops", "sidecar", "--agent", agent.name, "--namespace", NAMESPACE,
+                "--operator-url", f"http://127.0.0.1:{args.http_port}",
+                "--upstream", f"http://127.0.0.1:{agent.agent_port}",
+                "--listen", f"127.0.0.1:{agent.port}", "--admin-listen", f"127.0.0.1:{agent.admin_port}",
+                "--sidecar-id", f"demo-{agent.name}",
+                "--", sys.executable, "-m", "agentops", "agent", agent.name, "--host", "127.0.0.1", "--port", str(agent.agent_port),
+            ], secret_env, logs / f"{agent.name}.log")
+            children.append((f"{agent.name} sidecar", sidecar))
+            stack.callback(terminate, sidecar)
+        stop_traffic = threading.Event()
+        if not args.no_traffic:
+            caller = threading.Thread(target=_traffic, args=(agents, stop_traffic, 0.5), daemon=True)
+            caller.start()
+            stack.callback(caller.join, 15)
+            stack.callback(stop_traffic.set)
 
+        chat, summary = agents
         print(f"""
-AgentOps demo is running.
+AgentOps demo is running (logs in {logs}).
 
   export KUBECONFIG={kubeconfig}
   {kubectl} get agents -n {NAMESPACE} -w
-  {kubectl} apply -n {NAMESPACE} -f {REPO_ROOT / 'manifests/samples/fault-latency.yaml'}
+  {kubectl} apply -n {NAMESPACE} -f {SAMPLES / 'fault-latency.yaml'}
   {kubectl} get faults -n {NAMESPACE}
   {kubectl} describe agent chat -n {NAMESPACE}
+  {kubectl} annotate agent chat -n {NAMESPACE} agentops.dev/restart="$(date +%s)" --overwrite
+
+Agents, each behind its sidecar:
+  curl -s localhost:{chat.port}{chat.path} -H 'Content-Type: application/json' -d '{chat.body.decode()}'
+  curl -s localhost:{summary.port}{summary.path} -H 'Content-Type: application/json' -d '{{"text": "..."}}'
+  sidecar state and metrics: curl -s localhost:{chat.admin_port}/v1/state, curl -s localhost:{chat.admin_port}/metrics
 
 Operator sidecar API: http://127.0.0.1:{args.http_port} (bearer token: {token})
-Ctrl-C stops everything.
+{"" if args.no_traffic else "A request every 0.5 s goes to each agent so that health has samples. "}Ctrl-C stops everything.
 """, flush=True)
         try:
-            while operator.poll() is None:
+            while True:
+                for what, proc in children:
+                    if proc.poll() is not None:
+                        print(f"the {what} exited with {proc.returncode}; see {logs}", file=sys.stderr)
+                        return 1
                 time.sleep(0.5)
-            print(f"the operator exited with {operator.returncode}", file=sys.stderr)
-            return 1
         except KeyboardInterrupt:
             print("\nstopping...", flush=True)
             return 0
