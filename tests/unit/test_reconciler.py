@@ -708,3 +708,23 @@ def test_restart_grace_ends_after_one_heartbeat_timeout_without_reports(env: Env
     env.r.process()
     assert env.agent_phase("bot") == "Unknown"
     assert env.writer.writes_for("Agent", "bot")[-1]["conditions"][0]["reason"] == "NoTelemetry"
+
+
+def test_restart_annotation_is_published_once_per_value(env: Env) -> None:
+    env.r.agent_event("ADDED", agent("bot"))
+    env.r.process()
+    key = Key(NS, "bot")
+    v0 = env.version("bot")
+    assert env.r.board.restart_request(key) is None
+
+    annotated = agent("bot")
+    annotated["metadata"]["annotations"] = {"agentops.dev/restart": "2024-05-01T10:00:00Z"}
+    env.r.agent_event("MODIFIED", annotated)
+    v1 = env.version("bot")
+    assert v1 != v0 and env.r.board.restart_request(key) == "2024-05-01T10:00:00Z"
+    env.r.agent_event("MODIFIED", annotated)  # the same value again: nothing new to wake sidecars for
+    assert env.version("bot") == v1
+
+    annotated["metadata"]["annotations"] = {}
+    env.r.agent_event("MODIFIED", annotated)
+    assert env.r.board.restart_request(key) is None and env.version("bot") != v1
