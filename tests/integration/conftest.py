@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from operator_harness import Kube, OperatorProcess
 
+# Fast heartbeats so that metric-only updates are visible within a test.
+DEFAULT_OPERATOR_ARGS = ("--status-heartbeat-seconds", "2", "--lease-seconds", "10")
+
 
 @pytest.fixture
-def operator(cluster: Any, crds: Any, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(
-        env=cluster.env(),
-        namespace=namespace,
-        log_path=tmp_path / "operator.log",
-        # Fast heartbeats so that metric-only updates are visible within a test.
-        extra_args=["--status-heartbeat-seconds", "2", "--lease-seconds", "10"],
-    )
-    op.start()
+def start_operator(cluster: Any, crds: Any, namespace: str, tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start the real operator on this test's namespace, with other flags if needed; stopped after the test."""
+    started: list[OperatorProcess] = []
+
+    def start(*extra_args: str) -> OperatorProcess:
+        op = OperatorProcess(env=cluster.env(), namespace=namespace, log_path=tmp_path / f"operator-{len(started)}.log",
+                             extra_args=list(extra_args or DEFAULT_OPERATOR_ARGS))
+        started.append(op)
+        op.start()
+        return op
+
     try:
-        yield op
+        yield start
     finally:
-        op.stop()
+        for op in started:
+            op.stop()
+
+
+@pytest.fixture
+def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
+    return start_operator()
 
 
 @pytest.fixture
 def kube(cluster: Any, namespace: str) -> Kube:
     return Kube(cluster, namespace)
-
-

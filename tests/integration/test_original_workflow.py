@@ -19,7 +19,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -68,14 +68,8 @@ class Traffic:
 
 
 @pytest.fixture
-def workflow_operator(cluster: Any, crds: Any, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(env=cluster.env(), namespace=namespace, log_path=tmp_path / "operator.log",
-                         extra_args=["--status-heartbeat-seconds", "2", "--lease-seconds", str(LEASE_S)])
-    op.start()
-    try:
-        yield op
-    finally:
-        op.stop()
+def workflow_operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
+    return start_operator("--status-heartbeat-seconds", "2", "--lease-seconds", str(LEASE_S))
 
 
 @pytest.fixture
