@@ -35,6 +35,7 @@ unit: install
 ## Benchmarks: print a table, write JSON under artifacts/ (numbers, never assertions).
 bench: install envtest
 	$(BIN)/python tests/bench/bench_scale.py $(BENCH_ARGS)
+	$(BIN)/python tests/bench/bench_sidecar.py $(SIDECAR_BENCH_ARGS)
 
 ## The local all-in-one run; Ctrl-C stops everything.
 demo: install envtest

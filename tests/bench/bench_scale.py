@@ -57,35 +57,10 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 from operator_harness import free_port, report  # noqa: E402  (the harness owns the report shape)
 
 from agentops.envtest import ControlPlane, _set_pdeathsig  # noqa: E402
+from bench_common import Results, cpu_s, machine_busy, memory_kib, percentile, utilisation  # noqa: E402
 
 GROUP_PATH = "/apis/agentops.dev/v1alpha1"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
-
-
-class Results:
-    """Ordered (key → value, unit, label) rows for the table and the JSON."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, tuple[Any, str, str]] = {}
-
-    def add(self, key: str, value: Any, unit: str, label: str) -> None:
-        self.rows[key] = (round(value, 4) if isinstance(value, float) else value, unit, label)
-        print(f"  {label}: {self.rows[key][0]} {unit}", flush=True)  # live progress
-
-    def table(self) -> str:
-        width = max(len(label) for _, _, label in self.rows.values())
-        lines = [f"{'metric':<{width}}  {'value':>12}  unit", "-" * (width + 22)]
-        for value, unit, label in self.rows.values():
-            shown = f"{value:,.3f}" if isinstance(value, float) else (f"{value:,}" if isinstance(value, int) else str(value))
-            lines.append(f"{label:<{width}}  {shown:>12}  {unit}")
-        return "\n".join(lines)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # ----------------------------------------------------------------- Kubernetes API
@@ -196,17 +171,12 @@ class Operator:
 
     def memory_kib(self) -> dict[str, int]:
         assert self.proc is not None
-        out: dict[str, int] = {}
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                out[line.split(":")[0]] = int(line.split()[1])
-        return out
+        return memory_kib(self.proc.pid)
 
     def cpu_s(self) -> float:
         """User + system CPU seconds the operator has used (fields 14, 15 of /proc/pid/stat)."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_s(self.proc.pid)
 
     async def metrics(self, session: aiohttp.ClientSession) -> dict[str, float]:
         """Every sample of /metrics, keyed by its series text (name{labels})."""
@@ -218,17 +188,6 @@ class Operator:
                 series, value = line.rsplit(" ", 1)
                 samples[series] = float(value)
         return samples
-
-
-def machine_busy() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs from /proc/stat, for a utilisation over an interval."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
-
-
-def utilisation(before: tuple[int, int], after: tuple[int, int]) -> float:
-    return 100.0 * (after[0] - before[0]) / max(1, after[1] - before[1])
 
 
 def status_writes(m: dict[str, float], result: str = "ok", kind: str = "status") -> int:
