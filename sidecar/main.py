@@ -9,6 +9,7 @@ reverse, with in-flight requests given `SHUTDOWN_GRACE_S` to finish.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -61,11 +62,12 @@ async def serve(settings: SidecarSettings) -> None:
     instance.on_replaced(lambda _: _instance_replaced(table, proxy, prober, loop.time()))
     reg = registry(SidecarCollector(recorder, table, link, prober, supervisor, loop.time))
 
-    proxy_app = web.Application()
-    proxy_app.router.add_route("*", "/{tail:.*}", proxy.handle)
+    # The proxy port is a bare aiohttp Server: every path goes to one handler, so the
+    # Application's router and middleware chain would be pure per-request cost.
+    proxy_server = web.Server(proxy.handle, access_log=None)
     admin_app = build_admin_app(settings, table=table, link=link, prober=prober, instance=instance, supervisor=supervisor, registry=reg)
-    runners = [web.AppRunner(proxy_app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S),
-               web.AppRunner(admin_app, access_log=None)]
+    runners: list[web.BaseRunner] = [web.ServerRunner(proxy_server, shutdown_timeout=SHUTDOWN_GRACE_S),
+                                     web.AppRunner(admin_app, access_log=None)]
     tasks: list[asyncio.Task[None]] = []
     try:
         for runner, host, port in zip(runners, (settings.listen_host, settings.admin_host), (settings.listen_port, settings.admin_port)):
@@ -75,6 +77,7 @@ async def serve(settings: SidecarSettings) -> None:
                  settings.listen_host, settings.listen_port, settings.upstream, settings.admin_host, settings.admin_port,
                  f", supervising {' '.join(settings.command)}" if settings.command else "",
                  extra={"settings": settings.redacted()})
+        _tune_gc()
         if supervisor is not None:
             tasks.append(asyncio.create_task(supervisor.run(), name="supervisor"))
         tasks += [
@@ -100,6 +103,20 @@ async def serve(settings: SidecarSettings) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         await control.close()
         await proxy.close()
+
+
+def _tune_gc() -> None:
+    """Fewer, cheaper garbage collections on the request path.
+
+    Everything allocated at start-up (modules, settings, apps) is moved out of the
+    collector's view, and the young generation is collected every 50,000 allocations
+    instead of 700: a proxied request allocates a few hundred short-lived objects, and
+    the default threshold ran a young collection every few requests. Reference cycles
+    are rare here, so the memory cost is small (RSS is in `make bench`).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _instance_replaced(table: FaultTable, proxy: Proxy, prober: Prober, now: float) -> None:

@@ -120,7 +120,7 @@ class Proxy:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         loop_time = asyncio.get_running_loop().time
         started = loop_time()
         table = self.table
@@ -158,7 +158,7 @@ class Proxy:
             if not any(f.uid in delaying for f in self.table.effective):
                 return  # the fault was withdrawn, expired or dropped mid-delay
 
-    async def _forward(self, request: web.Request, started: float, loop_time: Callable[[], float]) -> web.StreamResponse:
+    async def _forward(self, request: web.BaseRequest, started: float, loop_time: Callable[[], float]) -> web.StreamResponse:
         headers = _strip_hop_by_hop(request.headers)
         peer = request.remote or ""
         prior = request.headers.get("X-Forwarded-For")
@@ -193,7 +193,7 @@ class Proxy:
         self.recorder.record(status, loop_time() - started, error_class(status))
         return response
 
-    async def _exchange(self, request: web.Request, headers: CIMultiDict[str], body: Any,
+    async def _exchange(self, request: web.BaseRequest, headers: CIMultiDict[str], body: Any,
                         holder: list[web.StreamResponse]) -> tuple[int, web.StreamResponse]:
         """One round trip to the agent; a streamed response is put in `holder` once started."""
         assert self._session is not None, "start() first"
