@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from datetime import timezone
 from typing import Awaitable, Callable
 
 from aiohttp import web
@@ -24,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agentops.errors import InvalidField
 from agentops.wire import AssignmentSet, validate_report
 from agentops_operator.reconciler import Reconciler, UnknownAgent
-from agentops_operator.resources import Key, format_time
+from agentops_operator.resources import Key
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,9 @@ def build_app(reconciler: Reconciler, *, token: str, lease_s: float) -> web.Appl
             agent={"namespace": key.namespace, "name": key.name},
             version=version,
             leaseSeconds=lease_s,
-            serverTime=format_time(reconciler.clock.wall()),
+            # Milliseconds, unlike status times: sidecars read expiresAt against this
+            # clock, and a truncated second would let a fault run up to 1 s too long.
+            serverTime=reconciler.clock.wall().astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             faults=list(faults),
             restart=reconciler.board.restart_request(key),
         )
