@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="the local all-in-one run: control plane, CRDs, operator, sample agents")
     sub.add_parser("sidecar", help="the proxy beside one agent: applies faults, probes, reports telemetry; '-- CMD' supervises the agent")
     sub.add_parser("agent", help="a sample agent: 'agentops agent chat' or 'agentops agent summary'")
+    sub.add_parser("ui", help="the read-only web UI: agents, faults and incidents, live")
     return parser
 
 
@@ -51,6 +52,7 @@ _PASS_THROUGH = {
     "demo": "agentops.demo",
     "sidecar": "agentops_sidecar.main",
     "agent": "agentops_agents.main",
+    "ui": "agentops_ui.main",
 }
 
 
