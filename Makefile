@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install envtest test unit typecheck demo bench clean
+.PHONY: install envtest browser test unit typecheck demo bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ install: $(BIN)/.installed
 envtest: install
 	@$(BIN)/agentops controlplane --print-binaries
 
-## Everything: mypy --strict, unit tests, integration tests on a real control plane.
-test: install envtest typecheck
+## Debian's Chromium for the browser tests (installed with apt-get when run as root).
+browser:
+	@bash hack/install-browser.sh
+
+## Everything: mypy --strict, unit tests, integration tests on a real control plane,
+## browser tests of the UI.
+test: install envtest browser typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 typecheck: install
