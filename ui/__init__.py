@@ -1,0 +1,16 @@
+"""`agentops ui`: the read-only web UI (import name `agentops_ui`, folder `ui/`).
+
+Layers, imports in one direction:
+
+* `settings` → `main` wire things together (flags, signals, start/stop order);
+* `kube_watch` reads Agents, Faults and Events from the API server (list + watch in a
+  thread pool) into `store`, the in-memory state; `changes` fans store changes out to
+  the browsers connected to `/live`;
+* `summaries` turns the store into the typed records that both the HTML pages and
+  the JSON mirror show, so the two can never disagree;
+* `markup`, `widgets`, `layout` render escaped HTML; one `view_*` module per page;
+  `app` assembles the routes and the middlewares that make the server read-only.
+
+Nothing here writes to the API server or reads a Secret: the only calls are list and
+watch on agents, faults and events.
+"""

@@ -1,0 +1,116 @@
+"""Run the UI: watches into the store, the HTTP server on top, until SIGTERM/SIGINT.
+
+Start order: the watches first, and the server once every first list is in (bounded
+by INITIAL_SYNC_S), so the first page anyone sees is complete; past that bound it
+serves anyway and the pages say what is still loading or failing. Stop order: the
+server (live streams ended first), then the watches (their blocked threads released
+by shutting their sockets down), then the thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pykube
+from aiohttp import web
+
+from agentops.errors import ConfigError
+from agentops.logs import configure_logging
+from agentops_ui.app import build_app
+from agentops_ui.changes import ChangeFeed
+from agentops_ui.context import UIContext
+from agentops_ui.kube_watch import RESOURCES, KubeReader, SourceWatch
+from agentops_ui.settings import UISettings, from_args
+from agentops_ui.store import Change, Store
+
+log = logging.getLogger("agentops_ui")
+
+INITIAL_SYNC_S = 10.0
+# Open requests get this long to finish on shutdown (live streams end at once).
+SHUTDOWN_GRACE_S = 5.0
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def serve(settings: UISettings, *, load_config: Callable[[], Any] = pykube.KubeConfig.from_env) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    feed = ChangeFeed()
+    synced = asyncio.Event()
+    store = Store()
+
+    def on_change(change: Change) -> None:
+        feed.publish(change)
+        if store.synced:
+            synced.set()
+
+    store.on_change = on_change
+    scopes: tuple[str | None, ...] = settings.namespaces or (None,)
+    sources = [(res, ns) for ns in scopes for res in RESOURCES]
+    reader = KubeReader(max_connections=len(sources) + 1, load_config=load_config)
+    log.info("starting: listen %s, %s, API server %s", _url(settings.listen_host, settings.listen_port),
+             f"namespaces {', '.join(settings.namespaces)}" if settings.namespaces else "all namespaces", reader.server)
+    # One thread per source: each spends its life blocked in a watch.
+    pool = ThreadPoolExecutor(max_workers=len(sources), thread_name_prefix="kube-watch")
+    for res, ns in sources:
+        store.expect_source(res.kind, ns, time.time())
+    watches = [SourceWatch(reader, pool, store, res, ns) for res, ns in sources]
+    tasks = [asyncio.create_task(w.run(), name=f"watch {w.scope}") for w in watches]
+    runner = web.AppRunner(build_app(UIContext(store, feed, settings.namespaces)), access_log=None,
+                           shutdown_timeout=SHUTDOWN_GRACE_S)
+    stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+    try:
+        done, _ = await asyncio.wait([stopper, asyncio.create_task(synced.wait()), *tasks],
+                                     timeout=INITIAL_SYNC_S, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            return 0
+        if not store.synced:
+            log.warning("not every list completed within %.0fs; serving anyway (the pages say what is missing)", INITIAL_SYNC_S)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
+        await site.start()
+        port = next((int(a[1]) for a in runner.addresses if isinstance(a, tuple)), settings.listen_port)
+        log.info("listening on %s", _url(settings.listen_host, port))
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        crashed = [t for t in done if t is not stopper and not t.cancelled() and t.exception() is not None]
+        for task in crashed:
+            log.error("%s stopped unexpectedly", task.get_name(), exc_info=task.exception())
+        return 1 if crashed else 0
+    finally:
+        log.info("stopping")
+        feed.close()
+        await runner.cleanup()
+        stopper.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(stopper, *tasks, return_exceptions=True)
+        pool.shutdown(wait=False, cancel_futures=True)
+        reader.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = from_args(sys.argv[2:] if argv is None else argv)
+    except SystemExit as exc:  # argparse: --help (0) or a bad flag (2, message already printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    except ConfigError as exc:
+        print(f"agentops ui: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        return asyncio.run(serve(settings))
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2

@@ -1,0 +1,108 @@
+"""`/agents/{namespace}/{name}`: one agent — its numbers, conditions, incidents and
+timeline, its Events, and the faults that target it now or did before."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from agentops_ui.context import context
+from agentops_ui.layout import respond
+from agentops_ui.markup import Markup, el
+from agentops_ui.store import Store
+from agentops_ui.summaries import AgentDetail, EventSummary, TimelineEntry, agent_detail
+from agentops_ui.view_faults import faults_table
+from agentops_ui.widgets import (
+    active_faults, conditions_table, css_token, definition_list, labels_list, latency, percent, phase_badge, rate,
+    sources_banner, sparkline, time_ago, timestamp, value_text,
+)
+
+
+def _incidents(detail: AgentDetail) -> Markup:
+    if detail["incidents"]:
+        # Whatever fields the operator records, every one shown (escaped), in its order.
+        entries = el("ol", [
+            el("li", el("dl", [[el("dt", k), el("dd", value_text(v))] for k, v in incident.items()]), class_="incident")
+            for incident in detail["incidents"]
+        ], class_="incidents")
+    else:
+        entries = el("p", "No incidents recorded", class_="no-incidents")
+    return el("section", el("h2", "Incidents"), entries, _timeline(detail["timeline"]), id="incidents")
+
+
+def _timeline_entry(entry: TimelineEntry) -> Markup:
+    return el(
+        "li",
+        el("span", entry["stage"], class_=f"stage stage-{css_token(entry['stage'])}"), " ",
+        timestamp(entry["time"]), " ",
+        el("strong", f"{entry['kind']} {entry['object']}: {entry['reason']}"), " — ",
+        el("span", entry["message"], class_="message"),
+        data_stage=entry["stage"], class_=f"event-{css_token(entry['type'])}",
+    )
+
+
+def _timeline(entries: list[TimelineEntry]) -> Markup:
+    """The agent's and its faults' Events in time order, each placed in fault → detected → action → verified/escalated."""
+    body = (el("ol", [_timeline_entry(e) for e in entries], class_="timeline") if entries
+            else el("p", "No events for this agent or its faults yet.", class_="muted"))
+    return el("div", el("h3", "Timeline (from Events)"), body, class_="timeline-wrap")
+
+
+def _event_row(event: EventSummary) -> Markup:
+    return el("tr", el("td", event["type"]), el("td", event["reason"]), el("td", event["message"], class_="message"),
+              el("td", event["count"]), el("td", time_ago(event["lastTime"], event["secondsAgo"])),
+              class_=f"event event-{css_token(event['type'])}", data_reason=event["reason"])
+
+
+def _events(events: list[EventSummary]) -> Markup:
+    head = el("thead", el("tr", [el("th", h, scope="col") for h in ("Type", "Reason", "Message", "Count", "Last seen")]))
+    rows = [_event_row(e) for e in events] or [el("tr", el("td", "No events", colspan=5), class_="empty")]
+    return el("section", el("h2", "Events"), el("div", el("table", head, el("tbody", rows)), class_="table-wrap"), id="events")
+
+
+def render(detail: AgentDetail, store: Store, now: float) -> Markup:
+    agent = detail["agent"]
+    ns, name = agent["namespace"], agent["name"]
+    heading = el("h1", name, " ", phase_badge(agent["phase"]), " ", el("span", f"namespace {ns}", class_="muted"),
+                 class_="agent-title", data_agent=f"{ns}/{name}", data_phase=agent["phase"])
+    numbers = definition_list([
+        ("p95 latency", latency(agent["latencyP95Ms"])),
+        ("p50 latency", latency(agent["latencyP50Ms"])),
+        ("error rate", percent(agent["errorRate"])),
+        ("request rate", rate(agent["requestRate"])),
+        ("requests in window", "—" if agent["requests"] is None else agent["requests"]),
+        ("restarts", agent["restartCount"]),
+        ("last heartbeat", time_ago(agent["lastReportTime"], agent["secondsSinceReport"])),
+        ("reporting sidecars", "—" if agent["reporters"] is None else agent["reporters"]),
+        ("runtime", agent["runtime"] or "—"),
+    ], class_="metrics")
+    metadata = el("section",
+                  el("h2", "Labels and annotations"),
+                  labels_list(agent["labels"]) or el("p", "No labels", class_="muted"),
+                  labels_list(agent["annotations"], class_="labels annotation-list") or el("p", "No annotations", class_="muted"),
+                  id="metadata")
+    return Markup(
+        sources_banner(store.sources.values(), now) + heading
+        + el("section", numbers, sparkline(detail["latencyHistory"]),
+             el("h2", "Active faults"), active_faults(agent["activeFaults"]), id="summary")
+        + el("section", el("h2", "Conditions"), conditions_table(agent["conditions"]), id="conditions-section")
+        + _incidents(detail)
+        + _events(detail["events"])
+        + el("section", el("h2", "Faults"), faults_table(detail["faults"], id_=None, class_="agent-faults"), id="faults")
+        + metadata
+    )
+
+
+def not_found(namespace: str, name: str) -> Markup:
+    return el("div", el("h1", "Agent not found"),
+              el("p", f"There is no Agent {name} in namespace {namespace} (or it is outside the namespaces this UI shows)."),
+              el("p", el("a", "Back to the overview", href="/")), class_="not-found")
+
+
+async def agent(request: web.Request) -> web.Response:
+    ctx = context(request)
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    now = ctx.clock()
+    detail = agent_detail(ctx.store, namespace, name, now)
+    if detail is None:
+        return respond(request, "Agent not found", not_found(namespace, name), nav=None, status=404)
+    return respond(request, f"{name} ({namespace})", render(detail, ctx.store, now), nav=None)
