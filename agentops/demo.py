@@ -4,7 +4,8 @@ Starts a local control plane (or uses the current kube context with
 `--use-current-context`), installs the CRDs, runs the operator against a `demo`
 namespace, applies the sample Agents, and runs both sample agents (chat, summary),
 each supervised by its own sidecar, with a little traffic through the sidecars so
-that faults show up in the Agents' status. It prints what to try next. Ctrl-C stops
+that faults show up in the Agents' status, and the read-only UI with its own
+ServiceAccount token (manifests/base/ui-rbac.yaml). It prints what to try next. Ctrl-C stops
 everything it started and leaves nothing running.
 
 Processes log to files under one temporary directory, printed at start, so the
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from agentops.envtest import ControlPlane
+from agentops.kubeconfig import service_account_kubeconfig
 from agentops.processes import terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--use-current-context", action="store_true",
                         help="use the cluster of the current KUBECONFIG instead of starting a local control plane")
     parser.add_argument("--http-port", type=int, default=8080, help="port of the operator's sidecar API (default 8080)")
+    parser.add_argument("--ui-port", type=int, default=8090, help="port of the read-only UI (default 8090)")
     parser.add_argument("--port-base", type=int, default=8000,
                         help="sidecars listen on BASE+1, BASE+2, their agents on BASE+10001.., admin on BASE+1901.. (default 8000)")
     parser.add_argument("--no-traffic", action="store_true", help="do not send sample requests through the sidecars")
@@ -144,6 +147,15 @@ def main(argv: list[str] | None = None) -> int:
             ], secret_env, logs / f"{agent.name}.log")
             children.append((f"{agent.name} sidecar", sidecar))
             stack.callback(terminate, sidecar)
+        # The UI gets read-only credentials of its own, as it would in a cluster.
+        subprocess.run([kubectl, "create", "namespace", "agentops-system"], env=env, capture_output=True, timeout=60)
+        _kubectl(kubectl, env, "apply", "-f", str(REPO_ROOT / "manifests" / "base" / "ui-rbac.yaml"))
+        ui_kubeconfig = service_account_kubeconfig(kubectl, env, namespace="agentops-system", service_account="agentops-ui",
+                                                   path=logs / "ui.kubeconfig")
+        ui = _start([sys.executable, "-m", "agentops", "ui", "--listen", f"127.0.0.1:{args.ui_port}", "--namespace", NAMESPACE],
+                    {**os.environ, "KUBECONFIG": str(ui_kubeconfig)}, logs / "ui.log")
+        children.append(("UI", ui))
+        stack.callback(terminate, ui)
         stop_traffic = threading.Event()
         if not args.no_traffic:
             caller = threading.Thread(target=_traffic, args=(agents, stop_traffic, 0.5), daemon=True)
@@ -154,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         chat, summary = agents
         print(f"""
 AgentOps demo is running (logs in {logs}).
+
+  UI (read-only): http://127.0.0.1:{args.ui_port}/
 
   export KUBECONFIG={kubeconfig}
   {kubectl} get agents -n {NAMESPACE} -w

@@ -63,9 +63,10 @@ def _children(pid: int) -> set[int]:
 
 @pytest.mark.timeout(240)
 def test_demo_runs_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
-    base, http_port = _free_base(), free_port()
+    base, http_port, ui_port = _free_base(), free_port(), free_port()
     out = (tmp_path / "demo.out").open("wb")
-    demo = subprocess.Popen([sys.executable, "-m", "agentops", "demo", "--port-base", str(base), "--http-port", str(http_port)],
+    demo = subprocess.Popen([sys.executable, "-m", "agentops", "demo", "--port-base", str(base), "--http-port", str(http_port),
+                             "--ui-port", str(ui_port)],
                             stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     out.close()
     descendants: set[int] = set()
@@ -92,8 +93,12 @@ def test_demo_runs_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
                  timeout=20, what="the sample fault enforced by the chat sidecar")
         r = requests.post(f"http://127.0.0.1:{base + 2}/v1/summarize", json={"text": "One. Two.", "maxSentences": 1}, timeout=10)
         assert r.status_code == 200 and r.json()["summary"]
+        # The UI it started shows both agents (with its own read-only credentials).
+        assert f"http://127.0.0.1:{ui_port}/" in text
+        agents = requests.get(f"http://127.0.0.1:{ui_port}/api/agents", timeout=5).json()
+        assert "chat" in json.dumps(agents) and "summary" in json.dumps(agents)
         descendants = _children(demo.pid)
-        assert len(descendants) >= 6, descendants  # etcd, apiserver, operator, 2 sidecars, 2 agents
+        assert len(descendants) >= 7, descendants  # etcd, apiserver, operator, 2 sidecars, 2 agents, UI
     finally:
         demo.send_signal(signal.SIGINT)
         try:
@@ -105,6 +110,6 @@ def test_demo_runs_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
     time.sleep(0.5)  # let the kernel reap the last children
     alive = {pid for pid in descendants if Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]}
     assert not alive, f"left running after Ctrl-C: {alive}"
-    for port in (base + 1, base + 2, base + 10001, base + 10002, base + 1901, base + 1902, http_port):
+    for port in (base + 1, base + 2, base + 10001, base + 10002, base + 1901, base + 1902, http_port, ui_port):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
