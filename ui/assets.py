@@ -54,7 +54,9 @@ dl.metrics dt { color: var(--muted); }
 dl.metrics dd { margin: 0; font-variant-numeric: tabular-nums; }
 .latency-chart { width: 100%; height: 2.5rem; display: block; margin: .4rem 0; background: #f6f8fa; border-radius: 4px; }
 .chart-line { fill: none; stroke: #0969da; stroke-width: 1.5; vector-effect: non-scaling-stroke; }
-.chart-dot { fill: #0969da; }
+.chart-dot { stroke: #0969da; stroke-width: 6; stroke-linecap: round; vector-effect: non-scaling-stroke; }
+.chart-caption { margin: 0 0 .4rem; font-size: .75rem; color: var(--muted); }
+#summary .latency-chart { max-width: 32rem; }
 .chart-empty { stroke: var(--line); stroke-dasharray: 3 3; vector-effect: non-scaling-stroke; }
 ul.faults, ul.labels, ul.timeline, ol.timeline { padding-left: 1.1rem; margin: .3rem 0; }
 li.fault { color: var(--unhealthy); overflow-wrap: anywhere; }

@@ -71,8 +71,9 @@ async def serve(settings: UISettings, *, load_config: Callable[[], Any] = pykube
     runner = web.AppRunner(build_app(UIContext(store, feed, settings.namespaces)), access_log=None,
                            shutdown_timeout=SHUTDOWN_GRACE_S)
     stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+    sync_waiter = asyncio.create_task(synced.wait(), name="initial-sync")
     try:
-        done, _ = await asyncio.wait([stopper, asyncio.create_task(synced.wait()), *tasks],
+        done, _ = await asyncio.wait([stopper, sync_waiter, *tasks],
                                      timeout=INITIAL_SYNC_S, return_when=asyncio.FIRST_COMPLETED)
         if stopper in done:
             return 0
@@ -92,10 +93,9 @@ async def serve(settings: UISettings, *, load_config: Callable[[], Any] = pykube
         log.info("stopping")
         feed.close()
         await runner.cleanup()
-        stopper.cancel()
-        for task in tasks:
+        for task in (stopper, sync_waiter, *tasks):
             task.cancel()
-        await asyncio.gather(stopper, *tasks, return_exceptions=True)
+        await asyncio.gather(stopper, sync_waiter, *tasks, return_exceptions=True)
         pool.shutdown(wait=False, cancel_futures=True)
         reader.close()
 

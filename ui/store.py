@@ -76,6 +76,15 @@ def event_time(event: Obj) -> float:
     return 0.0
 
 
+def event_order(event: Obj) -> tuple[float, int, str]:
+    """Sort key for Events: time, then resourceVersion — Event times have whole seconds, and
+    the operator often posts several in one second (Degraded, then Unhealthy). The version
+    is opaque by contract but grows with etcd's revision; it only breaks ties here."""
+    meta = event.get("metadata") or {}
+    version = str(meta.get("resourceVersion") or "")
+    return event_time(event), int(version) if version.isdigit() else 0, str(meta.get("name") or "")
+
+
 def involved_of(event: Obj) -> tuple[str, str, str]:
     """(kind, namespace, name) of the object an Event is about."""
     inv = event.get("involvedObject") or event.get("regarding") or {}
@@ -95,7 +104,7 @@ class Store:
         self.faults: dict[Key, Obj] = {}
         self._events: dict[Key, Obj] = {}
         # (kind, namespace, name) of the involved object → its Events' keys and times.
-        self._events_by_object: dict[tuple[str, str, str], dict[Key, float]] = {}
+        self._events_by_object: dict[tuple[str, str, str], dict[Key, tuple[float, int, str]]] = {}
         self._history: dict[Key, deque[Sample]] = {}
         self._history_size = history_size
         self._events_per_object = events_per_object
@@ -176,7 +185,7 @@ class Store:
             return True
         index = self._events_by_object.setdefault(involved, {})
         self._events[key] = event
-        index[key] = event_time(event)
+        index[key] = event_order(event)
         while len(index) > self._events_per_object:
             oldest = min(index, key=lambda k: index[k])
             del index[oldest]
@@ -218,11 +227,11 @@ class Store:
     def events_for(self, kind: str, namespace: str, name: str) -> list[Obj]:
         """The Events about one object, oldest first."""
         index = self._events_by_object.get((kind, namespace, name), {})
-        return [self._events[k] for k in sorted(index, key=lambda k: (index[k], k))]
+        return [self._events[k] for k in sorted(index, key=lambda k: index[k])]
 
     def all_events(self) -> list[Obj]:
         """Every Event held, oldest first."""
-        return sorted(self._events.values(), key=lambda e: (event_time(e), key_of(e)))
+        return sorted(self._events.values(), key=event_order)
 
     def history(self, key: Key) -> list[Sample]:
         return list(self._history.get(key, ()))

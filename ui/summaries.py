@@ -19,7 +19,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any, TypedDict
 
-from agentops_ui.store import AGENT, FAULT, Key, Obj, Store, event_time, involved_of, key_of
+from agentops_ui.store import AGENT, FAULT, Key, Obj, Store, event_order, event_time, involved_of, key_of
 from agentops_ui.time_text import parse_time, seconds_since, seconds_until
 
 UNKNOWN = "Unknown"
@@ -434,12 +434,20 @@ def agent_detail(store: Store, namespace: str, name: str, now: float) -> AgentDe
     raw_events = [(AGENT, e) for e in store.events_for(AGENT, namespace, name)]
     for f in faults:
         raw_events += [(FAULT, e) for e in store.events_for(FAULT, namespace, f["name"])]
-    raw_events.sort(key=lambda pair: event_time(pair[1]))
+    raw_events.sort(key=lambda pair: event_order(pair[1]))
     timeline = []
+    open_incident = False
     for kind, event in raw_events:
         stamp = event_time(event)
+        stage = stage_of(kind, str(event.get("reason") or ""))
+        if stage in ("detected", "action"):
+            open_incident = True
+        elif stage in ("verified", "escalated"):
+            # A first verdict (Unknown → Healthy) verifies nothing: only a recovery after
+            # a detection closes an incident.
+            stage, open_incident = (stage if open_incident else "event"), False
         timeline.append(TimelineEntry(
-            time=iso(stamp) if stamp else None, stage=stage_of(kind, str(event.get("reason") or "")), kind=kind,
+            time=iso(stamp) if stamp else None, stage=stage, kind=kind,
             object=involved_of(event)[2], type=str(event.get("type") or ""), reason=str(event.get("reason") or ""),
             message=str(event.get("message") or event.get("note") or "")))
     summary = agent_summary(store, agent, now)
@@ -447,7 +455,8 @@ def agent_detail(store: Store, namespace: str, name: str, now: float) -> AgentDe
         agent=summary,
         incidents=incidents(agent),
         timeline=timeline,
-        events=[event_summary(e, now) for e in reversed(store.events_for(AGENT, namespace, name))],
+        # The agent's own Events and its faults' (FaultActivated, FaultExpired, ...), newest first.
+        events=[event_summary(e, now) for _, e in reversed(raw_events)],
         faults=faults,
         latencyHistory=summary["latencyHistory"],
     )

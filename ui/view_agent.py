@@ -12,8 +12,8 @@ from agentops_ui.store import Store
 from agentops_ui.summaries import AgentDetail, EventSummary, TimelineEntry, agent_detail
 from agentops_ui.view_faults import faults_table
 from agentops_ui.widgets import (
-    active_faults, conditions_table, css_token, definition_list, labels_list, latency, percent, phase_badge, rate,
-    sources_banner, sparkline, time_ago, timestamp, value_text,
+    active_faults, chart_caption, conditions_table, css_token, definition_list, labels_list, latency, percent,
+    phase_badge, rate, sources_banner, sparkline, time_ago, timestamp, value_text,
 )
 
 
@@ -48,15 +48,17 @@ def _timeline(entries: list[TimelineEntry]) -> Markup:
 
 
 def _event_row(event: EventSummary) -> Markup:
-    return el("tr", el("td", event["type"]), el("td", event["reason"]), el("td", event["message"], class_="message"),
+    return el("tr", el("td", event["type"]), el("td", f"{event['involvedKind']} {event['involvedName']}"),
+              el("td", event["reason"]), el("td", event["message"], class_="message"),
               el("td", event["count"]), el("td", time_ago(event["lastTime"], event["secondsAgo"])),
               class_=f"event event-{css_token(event['type'])}", data_reason=event["reason"])
 
 
 def _events(events: list[EventSummary]) -> Markup:
-    head = el("thead", el("tr", [el("th", h, scope="col") for h in ("Type", "Reason", "Message", "Count", "Last seen")]))
-    rows = [_event_row(e) for e in events] or [el("tr", el("td", "No events", colspan=5), class_="empty")]
-    return el("section", el("h2", "Events"), el("div", el("table", head, el("tbody", rows)), class_="table-wrap"), id="events")
+    head = el("thead", el("tr", [el("th", h, scope="col") for h in ("Type", "Object", "Reason", "Message", "Count", "Last seen")]))
+    rows = [_event_row(e) for e in events] or [el("tr", el("td", "No events", colspan=6), class_="empty")]
+    return el("section", el("h2", "Events ", el("span", "(this agent and its faults)", class_="muted")),
+              el("div", el("table", head, el("tbody", rows)), class_="table-wrap"), id="events")
 
 
 def render(detail: AgentDetail, store: Store, now: float) -> Markup:
@@ -82,7 +84,7 @@ def render(detail: AgentDetail, store: Store, now: float) -> Markup:
                   id="metadata")
     return Markup(
         sources_banner(store.sources.values(), now) + heading
-        + el("section", numbers, sparkline(detail["latencyHistory"]),
+        + el("section", numbers, sparkline(detail["latencyHistory"]), chart_caption(detail["latencyHistory"]),
              el("h2", "Active faults"), active_faults(agent["activeFaults"]), id="summary")
         + el("section", el("h2", "Conditions"), conditions_table(agent["conditions"]), id="conditions-section")
         + _incidents(detail)

@@ -14,8 +14,8 @@ from agentops_ui.markup import Markup, el
 from agentops_ui.store import Store
 from agentops_ui.summaries import AGENT_PHASES, AgentSummary, agents_overview
 from agentops_ui.widgets import (
-    active_faults, definition_list, labels_list, latency, percent, phase_badge, rate, sources_banner, sparkline,
-    time_ago,
+    active_faults, chart_caption, definition_list, labels_list, latency, percent, phase_badge, rate, sources_banner,
+    sparkline, time_ago,
 )
 
 
@@ -39,6 +39,7 @@ def card(agent: AgentSummary) -> Markup:
         el("p", f"namespace {ns}", class_="namespace", data_namespace=ns),
         metrics,
         sparkline(agent["latencyHistory"]),
+        chart_caption(agent["latencyHistory"]),
         el("div", el("span", "Active faults", class_="muted"), active_faults(agent["activeFaults"]), class_="card-faults"),
         labels_list(agent["labels"]),
         el("details", el("summary", f"{len(annotations)} annotation(s)"),

@@ -139,8 +139,20 @@ def sparkline(points: list[HistoryPoint]) -> Markup:
     if len(coords) == 1:
         coords.insert(0, (0.0, coords[0][1]))
     line = el("polyline", points=" ".join(f"{x:.1f},{y:.1f}" for x, y in coords), class_="chart-line")
-    dot = el("circle", cx=f"{coords[-1][0]:.1f}", cy=f"{coords[-1][1]:.1f}", r=2, class_="chart-dot")
+    # The latest sample as a zero-length line with round caps: unlike a circle it stays
+    # round when CSS stretches the chart to the card's width (non-scaling stroke).
+    end_x, end_y = f"{coords[-1][0]:.1f}", f"{coords[-1][1]:.1f}"
+    dot = el("line", x1=end_x, y1=end_y, x2=end_x, y2=end_y, class_="chart-dot")
     return el("svg", title, line, dot, **box)
+
+
+def chart_caption(points: list[HistoryPoint]) -> Markup:
+    """The chart's scale in words, for everyone (the SVG's label is for screen readers)."""
+    values = [p["latencyP95Ms"] for p in points]
+    if not values:
+        return el("p", "p95 latency: no samples yet", class_="chart-caption")
+    return el("p", f"p95 over the last {len(values)} update(s): {latency(min(values))} – {latency(max(values))}",
+              class_="chart-caption")
 
 
 def sources_banner(sources: Iterable[SourceState], now: float) -> Markup:
