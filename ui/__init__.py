@@ -6,10 +6,13 @@ Layers, imports in one direction:
 * `kube_watch` reads Agents, Faults and Events from the API server (list + watch in a
   thread pool) into `store`, the in-memory state; `changes` fans store changes out to
   the browsers connected to `/live`;
-* `summaries` turns the store into the typed records that both the HTML pages and
-  the JSON mirror show, so the two can never disagree;
-* `markup`, `widgets`, `layout` render escaped HTML; one `view_*` module per page;
-  `app` assembles the routes and the middlewares that make the server read-only.
+* `summaries` (with `label_selectors`, `time_text`) turns the store into the typed
+  records that both the HTML pages and the JSON mirror show, so the two can never
+  disagree;
+* `markup`, `widgets`, `layout` render escaped HTML, `assets` holds the stylesheet and
+  the page script; one `view_*` module per page or endpoint, each getting the store
+  through `context`; `app` assembles the routes and the middlewares that make the
+  server read-only.
 
 Nothing here writes to the API server or reads a Secret: the only calls are list and
 watch on agents, faults and events.

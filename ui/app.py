@@ -18,7 +18,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from agentops_ui import assets, view_agent, view_api, view_faults, view_health, view_live, view_overview
+from agentops_ui import assets, view_agent, view_api, view_faults, view_health, view_live, view_metrics, view_overview
 from agentops_ui.context import CONTEXT, UIContext
 from agentops_ui.layout import respond
 from agentops_ui.markup import el
@@ -84,6 +84,7 @@ def build_app(ctx: UIContext) -> web.Application:
     app[CONTEXT] = ctx
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_end_live_streams)
+    view_metrics.install(app)
     # add_get also answers HEAD; nothing else is ever routed.
     routes = [
         ("/", view_overview.overview),
@@ -96,6 +97,7 @@ def build_app(ctx: UIContext) -> web.Application:
         ("/live", view_live.live),
         ("/healthz", view_health.healthz),
         ("/readyz", view_health.readyz),
+        ("/metrics", view_metrics.metrics),
         ("/static/style.css", assets.style),
         ("/static/live.js", assets.script),
     ]

@@ -81,7 +81,11 @@ async def serve(settings: UISettings, *, load_config: Callable[[], Any] = pykube
             log.warning("not every list completed within %.0fs; serving anyway (the pages say what is missing)", INITIAL_SYNC_S)
         await runner.setup()
         site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error("--listen %s: %s", _url(settings.listen_host, settings.listen_port), exc.strerror or exc)
+            return 2
         port = next((int(a[1]) for a in runner.addresses if isinstance(a, tuple)), settings.listen_port)
         log.info("listening on %s", _url(settings.listen_host, port))
         done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -233,5 +233,9 @@ class Store:
         """Every Event held, oldest first."""
         return sorted(self._events.values(), key=event_order)
 
+    @property
+    def event_count(self) -> int:
+        return len(self._events)
+
     def history(self, key: Key) -> list[Sample]:
         return list(self._history.get(key, ()))

@@ -19,6 +19,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any, TypedDict
 
+from agentops_ui.label_selectors import selector_matches, selector_text
 from agentops_ui.store import AGENT, FAULT, Key, Obj, Store, event_order, event_time, involved_of, key_of
 from agentops_ui.time_text import parse_time, seconds_since, seconds_until
 
@@ -170,45 +171,6 @@ def agent_phase(obj: Obj) -> str:
 def fault_phase(obj: Obj) -> str:
     # No phase yet: the operator has not processed the Fault, which is what Pending means.
     return _text(_status(obj).get("phase")) or FAULT_PENDING
-
-
-# ---------------------------------------------------------------- label selectors
-
-
-def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    """metav1.LabelSelector semantics; an empty selector matches nothing (the CRD forbids it anyway)."""
-    match_labels = _strings(selector.get("matchLabels"))
-    expressions = [e for e in selector.get("matchExpressions") or () if isinstance(e, dict)]
-    if not match_labels and not expressions:
-        return False
-    if any(labels.get(k) != v for k, v in match_labels.items()):
-        return False
-    for expr in expressions:
-        key, op, values = str(expr.get("key")), expr.get("operator"), [str(v) for v in expr.get("values") or ()]
-        present = key in labels
-        if op == "In" and not (present and labels[key] in values):
-            return False
-        if op == "NotIn" and present and labels[key] in values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            return False
-    return True
-
-
-def selector_text(selector: dict[str, Any]) -> str:
-    """The selector as `kubectl get -l` would take it: tier=frontline,zone in (a,b),!canary."""
-    parts = [f"{k}={v}" for k, v in sorted(_strings(selector.get("matchLabels")).items())]
-    for expr in selector.get("matchExpressions") or ():
-        if not isinstance(expr, dict):
-            continue
-        key, op, values = expr.get("key"), expr.get("operator"), ",".join(str(v) for v in expr.get("values") or ())
-        parts.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})",
-                      "Exists": f"{key}", "DoesNotExist": f"!{key}"}.get(str(op), f"{key} {op} ({values})"))
-    return ",".join(parts)
 
 
 def _targets_spec(fault: Obj, agent: Obj) -> bool:

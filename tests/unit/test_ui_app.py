@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from agentops_ui.app import build_app
 from agentops_ui.changes import ChangeFeed
@@ -21,7 +22,7 @@ HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 NS = "ns"
 
 ROUTES = ["/", "/faults", f"/agents/{NS}/chat", f"/agents/{NS}/nobody", "/api/agents", f"/api/agents/{NS}/chat",
-          "/api/faults", "/api/events", "/live", "/healthz", "/readyz", "/static/live.js", "/static/style.css",
+          "/api/faults", "/api/events", "/live", "/healthz", "/readyz", "/metrics", "/static/live.js", "/static/style.css",
           "/no-such-page", "/api/no-such-thing", "/agents"]
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "PROPFIND", "MKCOL", "LOCK"]
 
@@ -221,6 +222,19 @@ async def test_page_script_and_stylesheet_are_served_from_the_origin(client: Tes
     assert "EventSource(\"/live\")" in text and '"X-Partial": "1"' in text and "DEBOUNCE_MS = 200" in text
     css = await (await client.get(style.group(1))).text()
     assert ".phase-Healthy" in css and "@media (max-width: 40rem)" in css
+
+
+async def test_metrics_describe_the_ui_itself(client: TestClient[Any, Any], store: Store) -> None:
+    store.expect_source(AGENT, NS, now=NOW)
+    store.source_failed(AGENT, NS, "boom", now=NOW)
+    text = await (await client.get("/metrics")).text()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("agentops_ui_objects", (("kind", "Agent"),))] == 2
+    assert samples[("agentops_ui_objects", (("kind", "Event"),))] == 1
+    assert samples[("agentops_ui_watch_failing", (("kind", "Agent"), ("namespace", NS)))] == 1
+    assert samples[("agentops_ui_watch_synced", (("kind", "Agent"), ("namespace", NS)))] == 0
+    assert samples[("agentops_ui_live_connections", ())] == 0
 
 
 async def test_readyz_waits_for_every_first_list(store: Store) -> None:

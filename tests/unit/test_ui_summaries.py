@@ -6,9 +6,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agentops_ui.store import AGENT, EVENT, FAULT, Store
-from agentops_ui.summaries import (
-    agent_detail, agents_overview, events_list, faults_list, selector_matches, selector_text, stage_of,
-)
+from agentops_ui.label_selectors import selector_matches, selector_text
+from agentops_ui.summaries import agent_detail, agents_overview, events_list, faults_list, stage_of
 
 NOW = 1_700_000_000.0
 
