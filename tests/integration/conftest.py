@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from operator_harness import Kube, OperatorProcess
+from ui_harness import UIProcess, readonly_kubeconfig
 
 # Fast heartbeats so that metric-only updates are visible within a test.
 DEFAULT_OPERATOR_ARGS = ("--status-heartbeat-seconds", "2", "--lease-seconds", "10")
@@ -40,3 +41,14 @@ def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
 @pytest.fixture
 def kube(cluster: Any, namespace: str) -> Kube:
     return Kube(cluster, namespace)
+
+
+@pytest.fixture
+def ui(cluster: Any, crds: Any, namespace: str, tmp_path: Path) -> Iterator[UIProcess]:
+    """The read-only UI on this test's namespace, with its own ServiceAccount token."""
+    proc = UIProcess(readonly_kubeconfig(cluster, tmp_path / "ui.kubeconfig"), namespace, tmp_path / "ui.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from operator_harness import Kube, OperatorProcess, agent_manifest, fault_manifest, report, wait_for
-from ui_harness import REPO_ROOT, UIProcess, readonly_kubeconfig
+from ui_harness import REPO_ROOT, UIProcess
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -26,7 +26,9 @@ SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 HOSTILE = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs its own event loop in this
+# thread while it is open, which later asyncio tests must not find there.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: run `make browser` (hack/install-browser.sh)", pytrace=False)
@@ -50,16 +52,6 @@ def page(browser: Browser) -> Iterator[Page]:
     finally:
         assert not dialogs, f"a page opened dialogs (script ran): {dialogs}"
         context.close()
-
-
-@pytest.fixture
-def ui(cluster: Any, crds: Any, namespace: str, tmp_path: Path) -> Iterator[UIProcess]:
-    proc = UIProcess(readonly_kubeconfig(cluster, tmp_path / "ui.kubeconfig"), namespace, tmp_path / "ui.log")
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def healthy(operator: OperatorProcess, kube: Kube, name: str) -> None:

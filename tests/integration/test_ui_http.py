@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 import yaml
 from operator_harness import Kube, OperatorProcess, agent_manifest, fault_manifest, report, wait_for
@@ -26,16 +24,6 @@ from agentops.processes import terminate
 HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=&quot;alert(2)&quot;&gt;"
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-
-
-@pytest.fixture
-def ui(cluster: Any, crds: Any, namespace: str, tmp_path: Path) -> Iterator[UIProcess]:
-    proc = UIProcess(readonly_kubeconfig(cluster, tmp_path / "ui.kubeconfig"), namespace, tmp_path / "ui.log")
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def get(ui: UIProcess, path: str, **kwargs: Any) -> requests.Response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
-import pytest
 
 from agentops.wire import TelemetryReport, validate_report
 from agentops_operator import telemetry_store
