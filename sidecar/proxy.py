@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from agentops_sidecar.upstream_http import UpstreamPool
 from agentops_sidecar.faults import Effect, Fault, FaultTable, choose
 from agentops_sidecar.window import Window, Totals, error_class
 
@@ -32,6 +34,8 @@ HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
     "te", "trailer", "transfer-encoding", "upgrade",
 })
+# Requests the lean client leaves to aiohttp: no body to read back (HEAD), or a tunnel.
+LEAN_SKIPS = frozenset({"HEAD", "CONNECT"})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Bodies up to this size are read in one piece; larger or unsized ones stream.
 SMALL_BODY = 256 * 1024
@@ -73,6 +77,7 @@ class Proxy:
         upstream_timeout_s: float,
         max_connections: int,
         rnd: Callable[[], float] | None = None,
+        use_lean_client: bool = True,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.table = table
@@ -81,6 +86,13 @@ class Proxy:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        # The lean client serves plain-http agents; https ones (rare beside a sidecar)
+        # and streamed uploads go through aiohttp.
+        target = urlsplit(self.upstream)
+        self._lean: UpstreamPool | None = (
+            UpstreamPool(target.hostname or "127.0.0.1", target.port or 80, max_idle=max_connections, read_timeout_s=upstream_timeout_s)
+            if target.scheme == "http" and use_lean_client else None
+        )
         self._changed = asyncio.Event()
         self._choose: Callable[[tuple[Fault, ...]], Effect | None] = (lambda f: choose(f, rnd)) if rnd else choose
         table.on_change(self._faults_changed)
@@ -104,6 +116,8 @@ class Proxy:
         the pool starts afresh; requests still running on the old one finish or fail
         as the old process does.
         """
+        if self._lean is not None:
+            self._lean.reset()
         old, self._session = self._session, self._new_session()
         if old is not None:
             task = asyncio.get_running_loop().create_task(old.close())
@@ -196,6 +210,9 @@ class Proxy:
     async def _exchange(self, request: web.BaseRequest, headers: CIMultiDict[str], body: Any,
                         holder: list[web.StreamResponse]) -> tuple[int, web.StreamResponse]:
         """One round trip to the agent; a streamed response is put in `holder` once started."""
+        if (self._lean is not None and (body is None or isinstance(body, bytes)) and request.method not in LEAN_SKIPS
+                and "Upgrade" not in request.headers and "Expect" not in request.headers):
+            return await self._lean_exchange(request, headers, body, holder)
         assert self._session is not None, "start() first"
         async with self._session.request(
             request.method,
@@ -217,6 +234,23 @@ class Proxy:
                 await response.write(chunk)
             await response.write_eof()
             return upstream.status, response
+
+    async def _lean_exchange(self, request: web.BaseRequest, headers: CIMultiDict[str], body: bytes | None,
+                             holder: list[web.StreamResponse]) -> tuple[int, web.StreamResponse]:
+        assert self._lean is not None
+        upstream = await self._lean.request(request.method, request.raw_path, headers, body, small_body=SMALL_BODY)
+        out_headers = _strip_hop_by_hop(upstream.headers)
+        if upstream.body is not None:
+            upstream.release()
+            out_headers.popall("Content-Length", None)
+            return upstream.status, web.Response(status=upstream.status, reason=upstream.reason, body=upstream.body, headers=out_headers)
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=out_headers)
+        holder.append(response)
+        await response.prepare(request)
+        async for chunk in upstream.stream():
+            await response.write(chunk)
+        await response.write_eof()
+        return upstream.status, response
 
     def _failed(self, status: int, started: float, loop_time: Callable[[], float], kind: str, message: str) -> web.Response:
         self.recorder.record(status, loop_time() - started, kind)
