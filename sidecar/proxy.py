@@ -90,7 +90,8 @@ class Proxy:
         # and streamed uploads go through aiohttp.
         target = urlsplit(self.upstream)
         self._lean: UpstreamPool | None = (
-            UpstreamPool(target.hostname or "127.0.0.1", target.port or 80, max_idle=max_connections, read_timeout_s=upstream_timeout_s)
+            UpstreamPool(target.hostname or "127.0.0.1", target.port or 80, max_idle=max_connections,
+                         max_connections=max_connections, read_timeout_s=upstream_timeout_s)
             if target.scheme == "http" and use_lean_client else None
         )
         self._changed = asyncio.Event()
@@ -246,9 +247,13 @@ class Proxy:
             return upstream.status, web.Response(status=upstream.status, reason=upstream.reason, body=upstream.body, headers=out_headers)
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=out_headers)
         holder.append(response)
-        await response.prepare(request)
-        async for chunk in upstream.stream():
-            await response.write(chunk)
+        body_stream = upstream.stream()
+        try:
+            await response.prepare(request)
+            async for chunk in body_stream:
+                await response.write(chunk)
+        finally:
+            await body_stream.aclose()  # hands the connection (and its slot) back even if the caller left
         await response.write_eof()
         return upstream.status, response
 

@@ -19,7 +19,7 @@ neither side said `Connection: close`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import aiohttp
@@ -45,6 +45,7 @@ class _Conn:
     writer: asyncio.StreamWriter
     reused: bool = False
     idle_since: float = 0.0
+    in_use: bool = False  # holds one of the pool's slots
 
     def close(self) -> None:
         self.writer.close()
@@ -63,7 +64,7 @@ class UpstreamResponse:
     _remaining: int = 0
     _read_timeout: float = 300.0
 
-    async def stream(self) -> AsyncIterator[bytes]:
+    async def stream(self) -> AsyncGenerator[bytes, None]:
         """The body, chunk by chunk, as the agent sends it; returns the connection after."""
         reader, timeout = self._conn.reader, self._read_timeout
         try:
@@ -93,10 +94,10 @@ class UpstreamResponse:
                         break
                     yield chunk
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, ConnectionError) as exc:
-            self._conn.close()
+            self._pool.release(self._conn, reusable=False)
             raise aiohttp.ClientPayloadError(f"broken response body from the agent: {exc.__class__.__name__}") from exc
-        except BaseException:
-            self._conn.close()
+        except BaseException:  # cancelled, timed out, or the caller stopped reading (aclose)
+            self._pool.release(self._conn, reusable=False)
             raise
         self._pool.release(self._conn, reusable=self._reusable and self._mode != "close")
 
@@ -106,10 +107,14 @@ class UpstreamResponse:
 
 
 class UpstreamPool:
-    def __init__(self, host: str, port: int, *, max_idle: int, read_timeout_s: float) -> None:
+    def __init__(self, host: str, port: int, *, max_idle: int, read_timeout_s: float, max_connections: int | None = None) -> None:
         self.host, self.port = host, port
         self.max_idle, self.read_timeout_s = max_idle, read_timeout_s
         self._idle: list[_Conn] = []
+        # At most this many exchanges with the agent at once; more wait for a slot, as
+        # with aiohttp's connector limit, so a burst of callers cannot flood the agent.
+        self._slots = asyncio.Semaphore(max_connections or max_idle)
+        self.in_use = 0
 
     async def _connect(self) -> _Conn:
         now = asyncio.get_running_loop().time()
@@ -128,6 +133,11 @@ class UpstreamPool:
         return _Conn(reader, writer)
 
     def release(self, conn: _Conn, *, reusable: bool) -> None:
+        """The exchange on `conn` is over: keep it for the next one, or close it."""
+        if conn.in_use:
+            conn.in_use = False
+            self.in_use -= 1
+            self._slots.release()
         if reusable and len(self._idle) < self.max_idle and not conn.reader.at_eof() and not conn.writer.is_closing():
             conn.idle_since = asyncio.get_running_loop().time()
             self._idle.append(conn)
@@ -142,7 +152,14 @@ class UpstreamPool:
 
     async def request(self, method: str, target: str, headers: CIMultiDict[str], body: bytes | None,
                       *, small_body: int) -> UpstreamResponse:
-        conn = await self._connect()
+        await self._slots.acquire()
+        try:
+            conn = await self._connect()
+        except BaseException:
+            self._slots.release()
+            raise
+        conn.in_use = True
+        self.in_use += 1
         lines = [f"{method} {target} HTTP/1.1"]
         # The length is ours to state (the body is in memory); a caller's could disagree.
         lines += [f"{name}: {value}" for name, value in headers.items() if name.lower() != "content-length"]
@@ -158,15 +175,15 @@ class UpstreamPool:
                     if status >= 200:
                         break  # 1xx interim answers (100 Continue, 103 Early Hints) are skipped
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            conn.close()
+            self.release(conn, reusable=False)
             if conn.reused and not getattr(exc, "partial", b""):
                 raise StaleConnection() from exc
             raise aiohttp.ServerDisconnectedError() from exc
         except (asyncio.LimitOverrunError, ValueError) as exc:
-            conn.close()
+            self.release(conn, reusable=False)
             raise aiohttp.ClientPayloadError(f"unreadable response head from the agent: {exc}") from exc
         except BaseException:
-            conn.close()
+            self.release(conn, reusable=False)
             raise
         reusable = "close" not in out.get("Connection", "").lower()
         response = UpstreamResponse(status, reason, out, None, conn, self, "done", _reusable=reusable, _read_timeout=self.read_timeout_s)
@@ -181,10 +198,10 @@ class UpstreamPool:
                     async with asyncio.timeout(self.read_timeout_s):
                         response.body = await conn.reader.readexactly(n)
                 except (asyncio.IncompleteReadError, ConnectionError) as exc:
-                    conn.close()
+                    self.release(conn, reusable=False)
                     raise aiohttp.ClientPayloadError("the agent closed the connection mid-body") from exc
                 except BaseException:
-                    conn.close()
+                    self.release(conn, reusable=False)
                     raise
             else:
                 response._mode, response._remaining = "length", n

@@ -146,3 +146,19 @@ async def test_nobody_listening_is_a_connection_error() -> None:
     await server.wait_closed()
     with pytest.raises(aiohttp.ClientOSError, match="cannot connect to the agent"):
         await body_of(UpstreamPool("127.0.0.1", port, max_idle=1, read_timeout_s=1))
+
+
+async def test_slots_bound_concurrent_exchanges_and_come_back_after_a_partial_read(pool_for) -> None:  # type: ignore[no-untyped-def]
+    pool, _, _ = await pool_for([b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n" + b"y" * 40,
+                                 b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz"])
+    pool = UpstreamPool(pool.host, pool.port, max_idle=1, max_connections=1, read_timeout_s=2.0)
+    first = await pool.request("GET", "/", CIMultiDict({"Host": "a"}), None, small_body=16)
+    assert first.body is None and pool.in_use == 1
+    second = asyncio.create_task(body_of(pool))
+    await asyncio.sleep(0.1)
+    assert not second.done()  # waiting for the only slot
+    stream = first.stream()
+    await stream.__anext__()  # read a little, then give up (as a caller that went away)
+    await stream.aclose()
+    assert await asyncio.wait_for(second, 2) == (200, b"z")
+    assert pool.in_use == 0
