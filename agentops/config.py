@@ -47,3 +47,18 @@ def bearer_token(token_file: str | None) -> str:
     if len(token) < MIN_TOKEN_LENGTH:
         raise ConfigError(f"a bearer token of at least {MIN_TOKEN_LENGTH} characters is required: --token-file or AGENTOPS_API_TOKEN")
     return token
+
+
+def listen_address(value: str, flag: str, *, default_host: str | None = None) -> tuple[str, int]:
+    """HOST:PORT (IPv6 as [::1]:PORT) → (host, port), the port 0..65535.
+
+    An empty host (":8080") means `default_host`, or is refused when there is none.
+    """
+    host, sep, port = value.rpartition(":")
+    if not host and default_host is not None:
+        host = default_host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{flag}: {value!r} is not HOST:PORT with a port from 0 to 65535 (e.g. 0.0.0.0:8090 or [::]:8090)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)

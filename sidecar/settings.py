@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from agentops.config import bearer_token, env
+from agentops.config import bearer_token, env, listen_address
 from agentops.durations import parse_duration
 from agentops.errors import ConfigError, InvalidField
 
@@ -75,13 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _address(value: str, flag: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{flag}: {value!r} must be HOST:PORT with a port from 0 to 65535")
-    return host or "0.0.0.0", int(port)
-
-
 def _http_url(value: str, flag: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -111,8 +104,8 @@ def from_args(argv: list[str]) -> SidecarSettings:
         raise ConfigError("--operator-url (or AGENTOPS_OPERATOR_URL) is required")
     if "--" in argv and not command:
         raise ConfigError("nothing after '--': give the agent command to supervise, or drop the '--'")
-    listen = _address(args.listen or env("AGENTOPS_LISTEN", "0.0.0.0:8080") or "", "--listen")
-    admin = _address(args.admin_listen or env("AGENTOPS_ADMIN_LISTEN", "0.0.0.0:9901") or "", "--admin-listen")
+    listen = listen_address(args.listen or env("AGENTOPS_LISTEN", "0.0.0.0:8080") or "", "--listen", default_host="0.0.0.0")
+    admin = listen_address(args.admin_listen or env("AGENTOPS_ADMIN_LISTEN", "0.0.0.0:9901") or "", "--admin-listen", default_host="0.0.0.0")
     health_path = args.health_path or env("AGENTOPS_HEALTH_PATH", "/healthz") or "/healthz"
     if not health_path.startswith("/"):
         raise ConfigError(f"--health-path: {health_path!r} must start with '/'")

@@ -13,7 +13,7 @@ import argparse
 import re
 from dataclasses import dataclass
 
-from agentops.config import env
+from agentops.config import env, listen_address
 from agentops.errors import ConfigError
 
 DEFAULT_LISTEN = "0.0.0.0:8090"
@@ -53,21 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_listen(value: str, flag: str = "--listen") -> tuple[str, int]:
-    """HOST:PORT (IPv6 as [::1]:PORT) → (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{flag}: {value!r} is not HOST:PORT (e.g. 0.0.0.0:8090 or [::]:8090)")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
-
-
 def from_args(argv: list[str]) -> UISettings:
     """Parse `argv`; argparse exits with status 2 on unknown flags, ConfigError on bad values."""
     args = build_parser().parse_args(argv)
     listen_flag = "--listen" if args.listen else "AGENTOPS_UI_LISTEN"
-    host, port = parse_listen(args.listen or env("AGENTOPS_UI_LISTEN", DEFAULT_LISTEN) or DEFAULT_LISTEN, listen_flag)
+    host, port = listen_address(args.listen or env("AGENTOPS_UI_LISTEN", DEFAULT_LISTEN) or DEFAULT_LISTEN, listen_flag)
 
     if args.all_namespaces:
         namespaces: tuple[str, ...] = ()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from agentops.config import listen_address
 from agentops.errors import ConfigError
 from agentops_ui.main import main
-from agentops_ui.settings import from_args, parse_listen
+from agentops_ui.settings import from_args
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +25,7 @@ def test_flags() -> None:
     s = from_args(["--listen", "127.0.0.1:9000", "--namespace", "a", "-n", "b", "-n", "a", "--log-level", "debug"])
     assert (s.listen_host, s.listen_port, s.namespaces, s.log_level) == ("127.0.0.1", 9000, ("a", "b"), "DEBUG")
     assert from_args(["-A"]).all_namespaces
-    assert parse_listen("[::1]:8090") == ("::1", 8090)
+    assert listen_address("[::1]:8090", "--listen") == ("::1", 8090)
 
 
 def test_environment_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
