@@ -59,7 +59,7 @@ async def serve(settings: SidecarSettings) -> None:
                     timeout_s=settings.probe_timeout_s, table=table, recorder=recorder, instance=instance)
     link = OperatorLink(settings, control, table=table, recorder=recorder, instance=instance, prober=prober,
                         restart=supervisor.restart if supervisor else None)
-    instance.on_replaced(lambda _: _instance_replaced(table, proxy, prober, loop.time()))
+    instance.on_replaced(lambda _: _instance_replaced(table, proxy, loop.time()))
     reg = registry(SidecarCollector(recorder, table, link, prober, supervisor, loop.time))
 
     # The proxy port is a bare aiohttp Server: every path goes to one handler, so the
@@ -119,9 +119,8 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def _instance_replaced(table: FaultTable, proxy: Proxy, prober: Prober, now: float) -> None:
+def _instance_replaced(table: FaultTable, proxy: Proxy, now: float) -> None:
     proxy.instance_replaced()
-    prober.last_ok = None  # a new process is not known to be healthy until probed
     cured = table.instance_replaced(now)
     for fault in cured:
         log.info("crash fault %s ends for this agent: its instance was replaced", fault.name, extra={"fault": fault.name})

@@ -39,6 +39,10 @@ class Prober:
         self.last_error: str | None = None
         self.last_ok: bool | None = None  # None: not probed yet
         self.totals = {"ok": 0, "failed": 0}
+        instance.on_replaced(self._instance_replaced)
+
+    def _instance_replaced(self, _: str) -> None:
+        self.last_ok = None  # a new process is not known to be healthy until probed
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

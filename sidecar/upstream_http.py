@@ -62,11 +62,10 @@ class UpstreamResponse:
     _mode: str  # "done" (body read), "length", "chunked" or "close" (until EOF)
     _reusable: bool = True  # neither side said Connection: close
     _remaining: int = 0
-    _read_timeout: float = 300.0
 
     async def stream(self) -> AsyncGenerator[bytes, None]:
         """The body, chunk by chunk, as the agent sends it; returns the connection after."""
-        reader, timeout = self._conn.reader, self._read_timeout
+        reader, timeout = self._conn.reader, self._pool.read_timeout_s
         try:
             if self._mode == "length":
                 while self._remaining > 0:
@@ -186,7 +185,7 @@ class UpstreamPool:
             self.release(conn, reusable=False)
             raise
         reusable = "close" not in out.get("Connection", "").lower()
-        response = UpstreamResponse(status, reason, out, None, conn, self, "done", _reusable=reusable, _read_timeout=self.read_timeout_s)
+        response = UpstreamResponse(status, reason, out, None, conn, self, "done", _reusable=reusable)
         if method == "HEAD" or status in NO_BODY_STATUS:
             response.body = b""
         elif "chunked" in out.get("Transfer-Encoding", "").lower():
