@@ -49,6 +49,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start one of the project's processes with its output appended to `log_path`."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def alive(proc: subprocess.Popen[bytes] | None, log_path: Path, what: str) -> bool:
+    """True while `proc` runs; once it has exited, fail at once with the end of its log."""
+    if proc is not None and proc.poll() is not None:
+        raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+    return True
+
+
 @dataclass
 class OperatorProcess:
     """The real operator (`python -m agentops operator`) watching one namespace."""
@@ -78,15 +91,12 @@ class OperatorProcess:
             "--log-level", "DEBUG" if os.environ.get("AGENTOPS_TEST_DEBUG") else "INFO",
             *self.extra_args,
         ]
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(cmd, env={**self.env, "AGENTOPS_API_TOKEN": self.token}, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        self.proc = spawn(cmd, {**self.env, "AGENTOPS_API_TOKEN": self.token}, self.log_path)
         # Ready means: the API answers and the initial list is in (no more 503s).
         wait_for(self._synced, timeout=30, what=f"operator to sync (log: {self.log_path})")
 
     def _synced(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"operator exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+        alive(self.proc, self.log_path, "the operator")
         r = requests.get(f"{self.url}/v1/assignments/{self.namespace}/-probe-", headers=self.headers, timeout=2)
         return r.status_code != 503
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from operator_harness import free_port, wait_for
+from operator_harness import alive, free_port, spawn, wait_for
 
 from agentops.processes import terminate
 
@@ -57,14 +57,11 @@ class SidecarProcess:
         ]
         if self.command:
             cmd += ["--", *self.command]
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(cmd, env={**self.env, "AGENTOPS_API_TOKEN": self.token}, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        self.proc = spawn(cmd, {**self.env, "AGENTOPS_API_TOKEN": self.token}, self.log_path)
         wait_for(self._up, timeout=20, what=f"sidecar admin port (log: {self.log_path})")
 
     def _up(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"sidecar exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+        alive(self.proc, self.log_path, "the sidecar")
         return requests.get(f"{self.admin_url}/healthz", timeout=2).status_code == 200
 
     def stop(self) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from operator_harness import free_port, wait_for
+from operator_harness import alive, free_port, spawn, wait_for
 
 from agentops.kubeconfig import service_account_kubeconfig
 from agentops.processes import terminate
@@ -48,15 +48,12 @@ class UIProcess:
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "agentops", "ui", "--listen", f"127.0.0.1:{self.port}",
-                                      "--namespace", self.namespace], env=env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        self.proc = spawn([sys.executable, "-m", "agentops", "ui", "--listen", f"127.0.0.1:{self.port}",
+                           "--namespace", self.namespace], env, self.log_path)
         wait_for(self._up, timeout=30, what=f"the UI to serve (log: {self.log_path})")
 
     def _up(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"the UI exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+        alive(self.proc, self.log_path, "the UI")
         return requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
 
     def stop(self) -> None:
