@@ -84,6 +84,41 @@ class HealthThresholds:
 
 
 @dataclass(frozen=True)
+class RuntimeSpec:
+    """spec.runtime: where the agent runs, hence how a restart is done."""
+
+    type: str = "None"  # Kubernetes | CloudRun | Process | None
+    deployment: str | None = None  # Kubernetes: Deployment name in the Agent's namespace
+    project: str | None = None  # CloudRun
+    region: str | None = None
+    service: str | None = None
+    # CloudRun: send traffic back to the last ready revision when the new one fails.
+    rollback_on_failure: bool = True
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> RuntimeSpec:
+        runtime = spec.get("runtime") or {}
+        cloud = runtime.get("cloudRun") or {}
+        return cls(
+            type=str(runtime.get("type", "None")),
+            deployment=(runtime.get("deployment") or {}).get("name"),
+            project=cloud.get("project"),
+            region=cloud.get("region"),
+            service=cloud.get("service"),
+            rollback_on_failure=bool(cloud.get("rollbackOnFailure", True)),
+        )
+
+    def describe(self) -> str:
+        if self.type == "Kubernetes":
+            return f"Deployment {self.deployment}"
+        if self.type == "CloudRun":
+            return f"Cloud Run service projects/{self.project}/locations/{self.region}/services/{self.service}"
+        if self.type == "Process":
+            return "the process its sidecar supervises"
+        return "nothing (runtime None: observe only)"
+
+
+@dataclass(frozen=True)
 class LabelSelector:
     match_labels: tuple[tuple[str, str], ...] = ()
     # (key, operator, values)
