@@ -5,7 +5,7 @@ thousands of writes per second), so a new status is written only when
 
 * something meaningful changed: phase, a condition's status or reason, the observed
   generation, the set of active faults or whether they are applied, the restart
-  count; or
+  count, the healing record or the incidents; or
 * the heartbeat interval has passed since the last write and the metrics moved.
 
 Metrics and messages ride along with those writes but never cause one on their own.
@@ -39,6 +39,10 @@ def desired_status(
     reporters: int,
     instances: tuple[str, ...],
     now: str,
+    healing: dict[str, Any] | None = None,
+    incidents: list[dict[str, Any]] | None = None,
+    extra_conditions: list[ConditionSpec] | None = None,
+    restart_count: int | None = None,
 ) -> dict[str, Any]:
     if assessment.phase == HEALTHY:
         ready = ConditionSpec("Ready", "True", "Healthy", assessment.message)
@@ -67,14 +71,19 @@ def desired_status(
     status: dict[str, Any] = {
         "phase": assessment.phase,
         "observedGeneration": generation,
-        "conditions": merge_conditions(previous.get("conditions"), [ready, telemetry, fault_condition], generation=generation, now=now),
+        "conditions": merge_conditions(previous.get("conditions"), [ready, telemetry, fault_condition, *(extra_conditions or ())],
+                                       generation=generation, now=now),
         "metrics": dict(assessment.metrics),
         "activeFaults": [
             {"name": f.name, "type": f.type, "expiresAt": f.expires_at, "applied": f.applied} for f in faults
         ],
         "activeFaultCount": len(faults),
-        "restartCount": int(previous.get("restartCount", 0)),
+        "restartCount": int(previous.get("restartCount", 0)) if restart_count is None else restart_count,
     }
+    if healing is not None:
+        status["healing"] = healing
+    if incidents is not None:
+        status["incidents"] = incidents
     if last_report_time is not None:
         status["telemetry"] = {"lastReportTime": last_report_time, "reporters": reporters, "instances": list(instances)[:50]}
     elif "telemetry" in previous:
@@ -90,6 +99,8 @@ def signature(status: dict[str, Any]) -> tuple[Any, ...]:
         essence(status.get("conditions")),
         tuple((f.get("name"), f.get("applied")) for f in status.get("activeFaults") or ()),
         status.get("restartCount"),
+        repr(status.get("healing")),
+        repr(status.get("incidents")),
     )
 
 

@@ -10,8 +10,9 @@
   later, so Pending is bounded by the same duration and then ends as Failed.
 * A fault whose `expiresAt` passed while the operator was down is expired on the
   first decision after the restart, never re-activated.
-* Halted and Aborted are ended by other parts (halt switch, stop conditions); like
-  every ended phase they are final here.
+* Halted and Aborted end a fault early on request of other parts (`EarlyStop`: the
+  halt switch, a manual recover, a tripped stop condition); a Pending fault meeting a
+  halt is refused (Halted before it ever ran). Every ended phase is final.
 
 The decision says what the status should be, which Events to post and when to look
 again; the caller performs the I/O.
@@ -52,6 +53,15 @@ class FaultDecision:
 
 
 @dataclass(frozen=True)
+class EarlyStop:
+    """A request to end the fault now: Halted (halt switch, recover) or Aborted (a guard)."""
+
+    phase: str  # HALTED | ABORTED
+    reason: str  # CamelCase, e.g. NamespaceHalted, ClusterHalted, ManualRecover, StopConditionTripped
+    message: str
+
+
+@dataclass(frozen=True)
 class FaultView:
     """The parts of a Fault object a decision depends on."""
 
@@ -80,7 +90,7 @@ def _whole_second_floor(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
-def decide(fault: FaultView, targets: list[str], now: datetime) -> FaultDecision:
+def decide(fault: FaultView, targets: list[str], now: datetime, stop: EarlyStop | None = None) -> FaultDecision:
     """The status the fault should have at `now`, given the agents it resolves to."""
     status = dict(fault.status)
     phase = status.get("phase") or PENDING
@@ -90,6 +100,8 @@ def decide(fault: FaultView, targets: list[str], now: datetime) -> FaultDecision
 
     if phase in ENDED:
         return FaultDecision(status=status)
+    if stop is not None:
+        return _stop_early(fault, status, phase, stop, stamp)
 
     if phase == ACTIVE:
         expires = parse_time(status.get("expiresAt"))
@@ -176,6 +188,23 @@ def decide(fault: FaultView, targets: list[str], now: datetime) -> FaultDecision
     ]
     _conclude(status, wanted, fault.generation, stamp)
     return FaultDecision(status=status, events=tuple(events), next_check=give_up)
+
+
+def _stop_early(fault: FaultView, status: dict[str, Any], phase: str, stop: EarlyStop, stamp: str) -> FaultDecision:
+    refused = phase == PENDING
+    status.update(phase=stop.phase, endedAt=stamp, message=stop.message)
+    if refused:
+        status.update(targets=[], targetSummary=target_summary([]))
+        event = EventSpec("Warning", "FaultRefused", f"{fault.spec.type} fault refused: {stop.message}")
+    else:
+        verb = "halted" if stop.phase == HALTED else "aborted"
+        event = EventSpec("Warning", "FaultHalted" if stop.phase == HALTED else "FaultAborted", f"{fault.spec.type} fault {verb}: {stop.message}")
+    wanted = [
+        ConditionSpec("Active", "False", stop.reason, stop.message),
+        ConditionSpec("Ready", "False", stop.reason, ("refused, never ran: " if refused else "ended early: ") + stop.message),
+    ]
+    _conclude(status, wanted, fault.generation, stamp)
+    return FaultDecision(status=status, events=(event,))
 
 
 def _conclude(status: dict[str, Any], wanted: list[ConditionSpec], generation: int, stamp: str) -> None:

@@ -59,4 +59,10 @@ def build_registry(reconciler: Reconciler, on_cleanup: Callable[[], Awaitable[No
     async def fault_event(*, event: kopf.RawEvent, **_: Any) -> None:
         reconciler.fault_event(event.get("type"), cast(dict[str, Any], event["object"]))
 
+    # The halt switch is an annotation on a Namespace (a cluster-scoped object: kopf
+    # watches it cluster-wide even when the operator serves only some namespaces).
+    @kopf.on.event("", "v1", "namespaces", registry=registry)
+    async def namespace_event(*, event: kopf.RawEvent, **_: Any) -> None:
+        reconciler.namespace_event(event.get("type"), cast(dict[str, Any], event["object"]))
+
     return registry

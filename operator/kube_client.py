@@ -74,6 +74,10 @@ class KubeClient:
             raise KubeError(resp.status_code, message[:500])
         return resp.json() if resp.content else None
 
+    def call(self, method: str, **kwargs: Any) -> Any:
+        """One request (blocking); a 4xx/5xx answer raises KubeError with its status."""
+        return self._call(method, **kwargs)
+
     def _call(self, method: str, **kwargs: Any) -> Any:
         try:
             resp = self.api.request(method, **kwargs)

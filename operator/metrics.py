@@ -29,6 +29,23 @@ class OperatorMetrics:
         self.assignment_changes = Counter(
             "agentops_assignment_changes_total", "Changes to an agent's set of assigned faults.", registry=r
         )
+        self.restarts = Counter(
+            "agentops_restarts_total",
+            "Agent restarts by the healing loop, by runtime and result (Started, Verified, NotVerified or the runtime's failure reason).",
+            ["runtime", "result"], registry=r,
+        )
+        self.escalations = Counter(
+            "agentops_healing_escalations_total", "Times healing gave up on an agent (Stalled=True), by reason.", ["reason"], registry=r
+        )
+        self.incidents = Counter("agentops_incidents_total", "Incidents that ended, by how they ended.", ["state"], registry=r)
+        self.restart_slots_in_use = Gauge(
+            "agentops_restart_slots_in_use", "Agents restarting or verifying a restart (bounded by --max-concurrent-restarts).", registry=r
+        )
+        self.healing_states = Gauge("agentops_agents_healing", "Agents by healing state.", ["state"], registry=r)
+        self.fault_early_stops = Counter(
+            "agentops_fault_early_stops_total", "Faults ended before their duration: Halted (halt switch, recover) or Aborted (stop condition).",
+            ["phase"], registry=r,
+        )
         self.reconcile_seconds = Histogram(
             "agentops_reconcile_pass_duration_seconds",
             "Time spent in one pass of the reconcile loop.",

@@ -19,16 +19,23 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from agentops.errors import AgentOpsError
 from agentops.wire import FaultAssignment, TelemetryReport
-from agentops_operator import agent_status, fault_lifecycle
+from agentops_operator import agent_status, fault_lifecycle, healing_policy, stop_conditions
 from agentops_operator.assignments import AssignmentBoard
+from agentops_operator.conditions import find
 from agentops_operator.deadlines import DeadlineHeap
 from agentops_operator.health import assess
+from agentops_operator.incidents import Incident
 from agentops_operator.metrics import OperatorMetrics
-from agentops_operator.resources import AGENTS, FAULTS, RESTART_ANNOTATION, FaultSpec, HealthThresholds, Key, ObjectRef, format_time, parse_time
+from agentops_operator.resources import (
+    AGENTS, FAULTS, HALT_ALL_ANNOTATION, HALT_ANNOTATION, RECOVER_ANNOTATION, RESTART_ANNOTATION, FaultSpec, HealingPolicy,
+    HealthThresholds, Key, ObjectRef, RuntimeSpec, format_time, parse_time,
+)
+from agentops_operator.restart_runner import RestartRunner
+from agentops_operator.runtimes import RestartOutcome
 from agentops_operator.status_writer import StatusWriter
 from agentops_operator.telemetry_store import TelemetryStore
 
@@ -42,6 +49,14 @@ MAX_IDLE_S = 30.0
 
 class UnknownAgent(AgentOpsError):
     pass
+
+
+class Mirror(Protocol):
+    """The optional Firestore mirror (firestore_mirror.FirestoreMirror): non-blocking puts."""
+
+    def put_agent(self, namespace: str, name: str, doc: dict[str, Any]) -> None: ...
+    def put_incident(self, namespace: str, name: str, incident_id: str, doc: dict[str, Any]) -> None: ...
+    def remove_agent(self, namespace: str, name: str) -> None: ...
 
 
 @dataclass
@@ -59,9 +74,16 @@ class AgentRecord:
     labels: dict[str, str]
     thresholds: HealthThresholds
     status: dict[str, Any]  # the last status written by us, else the one observed
-    restart: str | None = None  # RESTART_ANNOTATION's value: a request to its sidecars
+    restart: str | None = None  # RESTART_ANNOTATION's value
+    recover: str | None = None  # RECOVER_ANNOTATION's value
     last_write: float = float("-inf")  # monotonic
     seen: float = 0.0  # monotonic time of the last watch event or list that included it
+    policy: HealingPolicy = field(default_factory=HealingPolicy)
+    runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
+    healing: healing_policy.HealingState = field(default_factory=healing_policy.HealingState)
+    incidents: list[Incident] = field(default_factory=list)
+    outcome: RestartOutcome | None = None  # the runtime's answer to the restart in flight
+    spec_changed: bool = False
 
 
 @dataclass
@@ -74,6 +96,10 @@ class FaultRecord:
     status: dict[str, Any]
     enforced_on: tuple[str, ...] = ()  # agent names whose sidecars must enforce it now
     seen: float = 0.0
+    stop: fault_lifecycle.EarlyStop | None = None  # end it early (recover, stop condition)
+    # Agents restarted since this (Crash) fault struck them: a crash is cured by a
+    # restart, so it is no longer assigned to them — even to a brand-new pod's sidecar.
+    cured_on: set[str] = field(default_factory=set)
 
 
 def _ref(body: dict[str, Any], kind: str, plural: str) -> ObjectRef:
@@ -89,11 +115,25 @@ class Reconciler:
         *,
         heartbeat_s: float = 60.0,
         clock: Clock | None = None,
+        restarts: RestartRunner | None = None,
+        max_concurrent_restarts: int = 3,
+        control_namespace: str = "agentops-system",
+        mirror: Mirror | None = None,
     ) -> None:
         self.writer = writer
         self.metrics = metrics
         self.heartbeat_s = heartbeat_s
         self.clock = clock or Clock()
+        self.restarts = restarts
+        if restarts is not None:
+            restarts.on_done = self.restart_finished
+        self.max_concurrent_restarts = max_concurrent_restarts
+        self.control_namespace = control_namespace
+        self.mirror = mirror
+        self._slot_holders: set[Key] = set()  # agents restarting or verifying a restart
+        self._queued: set[Key] = set()  # agents waiting for a restart slot
+        self._halted_ns: dict[str, str] = {}  # namespace → reason (HALT_ANNOTATION)
+        self._halt_all: str | None = None  # HALT_ALL_ANNOTATION on the control namespace
         self.board = AssignmentBoard()
         self.telemetry = TelemetryStore()
         self.agents: dict[Key, AgentRecord] = {}
@@ -110,6 +150,7 @@ class Reconciler:
         # deletion cannot bring the object back (see `resync`).
         self._tombstones: dict[str, float] = {}
         self._started = self.clock.mono()
+        self._restarts_begun: dict[Key, int] = {}
         self.synced = False
 
     # ------------------------------------------------------------------ inputs
@@ -131,25 +172,87 @@ class Reconciler:
         except AgentOpsError as exc:
             log.warning("agent %s: %s; using default health thresholds", key, exc)
             thresholds = HealthThresholds()
+        try:
+            policy = HealingPolicy.from_spec(spec)
+        except AgentOpsError as exc:
+            log.warning("agent %s: %s; healing disabled until the spec is fixed", key, exc)
+            policy = HealingPolicy(enabled=False)
+        runtime = RuntimeSpec.from_spec(spec)
         labels = dict(meta.get("labels") or {})
         generation = int(meta.get("generation", 1))
-        restart = (meta.get("annotations") or {}).get(RESTART_ANNOTATION) or None
+        annotations = meta.get("annotations") or {}
+        restart = annotations.get(RESTART_ANNOTATION) or None
+        recover = annotations.get(RECOVER_ANNOTATION) or None
         if old is None:
-            self.agents[key] = AgentRecord(ref, generation, labels, thresholds, dict(body.get("status") or {}), restart=restart, seen=self.clock.mono())
+            status = dict(body.get("status") or {})
+            rec = AgentRecord(ref, generation, labels, thresholds, status, restart=restart, recover=recover, seen=self.clock.mono(),
+                              policy=policy, runtime=runtime, healing=healing_policy.HealingState.from_status(status.get("healing")),
+                              incidents=list(status.get("incidents") or ()))
+            if rec.healing.state == healing_policy.RESTARTING:
+                # The operator stopped while this restart was in flight; its answer is
+                # lost. Verify it like any other: a new healthy instance proves it.
+                rec.outcome = RestartOutcome.done("the operator restarted while this restart was in flight")
+            if rec.healing.state in healing_policy.HOLDS_SLOT:
+                self._slot_holders.add(key)
+            self.agents[key] = rec
             self._agents_in_ns.setdefault(key.namespace, set()).add(key.name)
             self._mark_namespace_faults(key.namespace)
             self._mark_agent(key)
             return
         old.seen = self.clock.mono()
-        if restart != old.restart:
-            old.restart = restart
-            self._publish(key)
+        if (restart, recover) != (old.restart, old.recover):
+            old.restart, old.recover = restart, recover
+            self._mark_agent(key)
         if labels != old.labels:
             old.labels = labels
             self._mark_namespace_faults(key.namespace)
         if generation != old.generation:
-            old.generation, old.thresholds = generation, thresholds
+            old.generation, old.thresholds, old.policy, old.runtime = generation, thresholds, policy, runtime
+            old.spec_changed = True
             self._mark_agent(key)
+
+    def namespace_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        """The halt switch: annotations on Namespaces (see resources.HALT_ANNOTATION)."""
+        name = body["metadata"]["name"]
+        annotations = {} if event_type == "DELETED" else (body["metadata"].get("annotations") or {})
+        before = (self._halted_ns.get(name), self._halt_all)
+        reason = annotations.get(HALT_ANNOTATION)
+        if reason is not None:
+            self._halted_ns[name] = reason or "no reason given"
+        else:
+            self._halted_ns.pop(name, None)
+        if name == self.control_namespace:
+            everything = annotations.get(HALT_ALL_ANNOTATION)
+            self._halt_all = (everything or "no reason given") if everything is not None else None
+        if (self._halted_ns.get(name), self._halt_all) == before:
+            return
+        log.warning("halt switch: namespace %s %s; cluster %s", name,
+                    f"halted ({self._halted_ns[name]})" if name in self._halted_ns else "not halted",
+                    f"halted ({self._halt_all})" if self._halt_all is not None else "not halted")
+        if self._halt_all != before[1]:
+            for ns in list(self._faults_in_ns):
+                self._mark_namespace_faults(ns)
+        else:
+            self._mark_namespace_faults(name)
+
+    def _halt(self, namespace: str) -> fault_lifecycle.EarlyStop | None:
+        if self._halt_all is not None:
+            return fault_lifecycle.EarlyStop(
+                fault_lifecycle.HALTED, "ClusterHalted",
+                f"every fault in the cluster is halted: {self._halt_all} (annotation {HALT_ALL_ANNOTATION} on namespace {self.control_namespace})")
+        if namespace in self._halted_ns:
+            return fault_lifecycle.EarlyStop(
+                fault_lifecycle.HALTED, "NamespaceHalted",
+                f"namespace {namespace} is halted: {self._halted_ns[namespace]} (annotation {HALT_ANNOTATION}; remove it to allow faults again)")
+        return None
+
+    def restart_finished(self, key: Key, token: str, outcome: RestartOutcome) -> None:
+        """A runtime's answer (from the RestartRunner, on the loop)."""
+        rec = self.agents.get(key)
+        if rec is None or rec.healing.restart_token != token or rec.healing.state != healing_policy.RESTARTING:
+            return  # the agent is gone or moved on; the answer is moot
+        rec.outcome = outcome
+        self._mark_agent(key)
 
     def fault_event(self, event_type: str | None, body: dict[str, Any]) -> None:
         ref = _ref(body, "Fault", FAULTS)
@@ -278,7 +381,9 @@ class Reconciler:
             decision = fault_lifecycle.invalid_spec(rec.status, rec.generation, rec.spec_error or "invalid spec", wall)
         else:
             view = fault_lifecycle.FaultView(key.name, rec.generation, rec.created, rec.spec, rec.status)
-            decision = fault_lifecycle.decide(view, self._targets(rec), wall)
+            decision = fault_lifecycle.decide(view, self._targets(rec), wall, rec.stop or self._halt(key.namespace))
+            if decision.status.get("phase") in (fault_lifecycle.HALTED, fault_lifecycle.ABORTED) and decision.status != rec.status:
+                self.metrics.fault_early_stops.labels(phase=decision.status["phase"]).inc()
         if decision.status != rec.status:
             rec.status = decision.status
             self.writer.write_status(rec.ref, decision.status)
@@ -311,11 +416,14 @@ class Reconciler:
         keys = self._faults_on_agent.get(agent, set())
         # A fault whose new spec cannot be read is withdrawn on its next decision;
         # until then it is not handed out either.
-        faults = [self._assignment(self.faults[k]) for k in keys if k in self.faults and self.faults[k].spec is not None]
+        faults = [self._assignment(self.faults[k]) for k in keys
+                  if k in self.faults and self.faults[k].spec is not None and agent.name not in self.faults[k].cured_on]
         rec = self.agents.get(agent)
         if rec is None:
             return
-        if self.board.publish(agent, faults, rec.restart):
+        # Only a supervising sidecar acts on a restart request (runtime Process).
+        token = rec.healing.restart_token if rec.runtime.type == "Process" else None
+        if self.board.publish(agent, faults, token):
             self.metrics.assignment_changes.inc()
             self._mark_agent(agent)
 
@@ -341,6 +449,9 @@ class Reconciler:
             agent_status.ActiveFault(f["name"], f["uid"], f["type"], f["expiresAt"], f["uid"] in applied)
             for f in sorted(assigned, key=lambda f: f["name"])
         ]
+        self._heal(rec, assessment.phase, assessment.reason, assessment.message, summary.instances if summary else (),
+                   [f.name for f in faults], wall, mono)
+        self._check_stop_conditions(rec, assessment.metrics, wall, mono)
         last = self.telemetry.last_report_wall(key)
         wanted = agent_status.desired_status(
             rec.status,
@@ -351,6 +462,10 @@ class Reconciler:
             reporters=summary.reporters if summary else 0,
             instances=summary.instances if summary else (),
             now=format_time(wall),
+            healing=rec.healing.to_status(),
+            incidents=rec.incidents,
+            extra_conditions=healing_policy.conditions(rec.healing),
+            restart_count=int(rec.status.get("restartCount", 0)) + self._restarts_begun.pop(key, 0),
         )
         since = mono - rec.last_write
         if agent_status.needs_write(rec.status, wanted, since_last_write=since, heartbeat=self.heartbeat_s):
@@ -359,6 +474,7 @@ class Reconciler:
                 kind = "Normal" if wanted["phase"] == "Healthy" else "Warning"
                 ready = next(c for c in wanted["conditions"] if c["type"] == "Ready")
                 self.writer.post_event(rec.ref, kind, f"Agent{wanted['phase']}", f"{old_phase} → {wanted['phase']}: {ready['message']}")
+            self._mirror(rec, wanted, wall)
             rec.status, rec.last_write = wanted, mono
             self.writer.write_status(rec.ref, wanted)
         elif wanted.get("metrics") != rec.status.get("metrics"):
@@ -366,6 +482,114 @@ class Reconciler:
         if summary is not None and assessment.telemetry_fresh == "True":
             # Look again just after the telemetry would turn stale.
             self._deadlines.schedule(("agent", key), mono + th.heartbeat_timeout_s - summary.last_report_age_s + 0.01)
+
+    # ------------------------------------------------------------------ healing
+
+    def _slot_free(self, key: Key) -> bool:
+        return len(self._slot_holders - {key}) < self.max_concurrent_restarts
+
+    def _heal(self, rec: AgentRecord, phase: str, reason: str, message: str, instances: tuple[str, ...],
+              faults: list[str], wall: datetime, mono: float) -> None:
+        key = rec.ref.key
+        ready = find(rec.status.get("conditions"), "Ready")
+        not_healthy_since = parse_time(ready.get("lastTransitionTime")) if ready and ready.get("status") != "True" else None
+        outcome, rec.outcome = rec.outcome, None
+        decision = healing_policy.step(
+            rec.healing, rec.incidents, policy=rec.policy, runtime_type=rec.runtime.type, runtime_name=rec.runtime.describe(),
+            obs=healing_policy.Observation(phase, reason, message, instances, tuple(faults), not_healthy_since),
+            now=wall, slot_free=self._slot_free(key), outcome=outcome,
+            restart_annotation=rec.restart, recover_annotation=rec.recover, spec_changed=rec.spec_changed,
+        )
+        rec.spec_changed = False
+        before = rec.healing
+        rec.healing, rec.incidents = decision.state, decision.incidents
+        for ev in decision.events:
+            self.writer.post_event(rec.ref, ev.type, ev.reason, ev.message)
+        runtime = rec.runtime.type
+        if decision.escalated:
+            self.metrics.escalations.labels(reason=decision.escalated).inc()
+        if decision.restart_result:
+            self.metrics.restarts.labels(runtime=runtime, result=decision.restart_result).inc()
+        if decision.incident_ended:
+            self.metrics.incidents.labels(state=decision.incident_ended).inc()
+        if outcome is not None and outcome.ok:
+            self._cure_crash_faults(key)
+        if decision.halt_faults:
+            for fault_key in list(self._faults_on_agent.get(key, ())):
+                frec = self.faults.get(fault_key)
+                if frec is not None and frec.stop is None:
+                    frec.stop = fault_lifecycle.EarlyStop(
+                        fault_lifecycle.HALTED, "ManualRecover", f"agent {key.name} was recovered by hand ({RECOVER_ANNOTATION})")
+                    self._mark_fault(fault_key)
+        # Restart slots: held from the restart's start until it is verified or given up.
+        if decision.state.state in healing_policy.HOLDS_SLOT:
+            self._slot_holders.add(key)
+        elif key in self._slot_holders:
+            self._slot_holders.discard(key)
+            for waiting in self._queued:
+                self._mark_agent(waiting)
+        if decision.state.state == healing_policy.QUEUED:
+            self._queued.add(key)
+        else:
+            self._queued.discard(key)
+        if decision.next_check is not None:
+            self._deadlines.schedule(("agent", key), mono + max(0.0, (decision.next_check - wall).total_seconds()))
+        if decision.restart is not None:
+            self._restarts_begun[key] = self._restarts_begun.get(key, 0) + 1
+            self.metrics.restarts.labels(runtime=runtime, result="Started").inc()
+            self._run_restart(rec, decision.restart.token)
+        elif before.restart_token != rec.healing.restart_token:
+            self._publish(key)
+
+    def _run_restart(self, rec: AgentRecord, token: str) -> None:
+        key = rec.ref.key
+        if rec.runtime.type == "Process":
+            # The sidecar restarts the process it supervises when the restart request
+            # in its assignment changes: publishing it is the whole action.
+            self._publish(key)
+            rec.outcome = RestartOutcome.done("restart requested from the supervising sidecar")
+            self._mark_agent(key)
+        elif self.restarts is None:
+            rec.outcome = RestartOutcome.failed("RuntimeUnavailable", "this operator runs without runtime backends", retryable=False)
+            self._mark_agent(key)
+        else:
+            self.restarts.submit(rec.ref, rec.runtime, token)
+
+    def _cure_crash_faults(self, key: Key) -> None:
+        cured = False
+        for fault_key in self._faults_on_agent.get(key, ()):
+            frec = self.faults.get(fault_key)
+            if frec is not None and frec.spec is not None and frec.spec.type == "Crash" and key.name not in frec.cured_on:
+                frec.cured_on.add(key.name)
+                cured = True
+        if cured:
+            self._publish(key)
+
+    def _check_stop_conditions(self, rec: AgentRecord, metrics: dict[str, float | int], wall: datetime, mono: float) -> None:
+        key = rec.ref.key
+        for fault_key in list(self._faults_on_agent.get(key, ())):
+            frec = self.faults.get(fault_key)
+            if frec is None or frec.spec is None or frec.stop is not None or not frec.spec.stop_conditions:
+                continue
+            why, recheck = stop_conditions.tripped(
+                frec.spec.stop_conditions, agent=key.name, metrics=metrics, min_samples=rec.thresholds.min_samples,
+                unhealthy_since=rec.healing.unhealthy_since, now=wall)
+            if why is not None:
+                frec.stop = fault_lifecycle.EarlyStop(fault_lifecycle.ABORTED, "StopConditionTripped", why)
+                self._mark_fault(fault_key)
+            elif recheck is not None:
+                self._deadlines.schedule(("agent", key), mono + max(0.0, (recheck - wall).total_seconds()))
+
+    def _mirror(self, rec: AgentRecord, wanted: dict[str, Any], wall: datetime) -> None:
+        if self.mirror is None:
+            return
+        key = rec.ref.key
+        doc = {k: v for k, v in wanted.items() if k != "incidents"}
+        self.mirror.put_agent(key.namespace, key.name, {**doc, "updatedAt": format_time(wall)})
+        old = {i.get("id"): i for i in rec.status.get("incidents") or ()}
+        for incident in wanted.get("incidents") or ():
+            if old.get(incident["id"]) != incident:
+                self.mirror.put_incident(key.namespace, key.name, incident["id"], incident)
 
     # ------------------------------------------------------------------ helpers
 
@@ -391,6 +615,13 @@ class Reconciler:
         self._faults_on_agent.pop(key, None)
         self._deadlines.cancel(("agent", key))
         self.writer.forget(AGENTS, key)
+        self._queued.discard(key)
+        if key in self._slot_holders:
+            self._slot_holders.discard(key)
+            for waiting in self._queued:
+                self._mark_agent(waiting)
+        if self.mirror is not None:
+            self.mirror.remove_agent(key.namespace, key.name)
         self._mark_namespace_faults(key.namespace)
 
     def _drop_fault(self, key: Key) -> None:
@@ -417,3 +648,10 @@ class Reconciler:
             for phase, n in counts.items():
                 gauge.labels(phase=phase).set(n)
         self.metrics.assignment_waiters.set(self.board.waiters)
+        self.metrics.restart_slots_in_use.set(len(self._slot_holders))
+        states: dict[str, int] = {}
+        for rec in self.agents.values():
+            states[rec.healing.state] = states.get(rec.healing.state, 0) + 1
+        self.metrics.healing_states.clear()
+        for state, n in states.items():
+            self.metrics.healing_states.labels(state=state).set(n)

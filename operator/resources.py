@@ -14,12 +14,21 @@ from typing import Any, NamedTuple
 
 from agentops import API_VERSION
 from agentops.durations import parse_duration
+from agentops.errors import InvalidField
 
 AGENTS = "agents"
 FAULTS = "faults"
 # Set (or change) this annotation on an Agent to restart it once, as `kubectl rollout
 # restart` does for a Deployment: `kubectl annotate agent chat agentops.dev/restart="$(date +%s)" --overwrite`.
 RESTART_ANNOTATION = "agentops.dev/restart"
+# Set (or change) this one to end every active fault on the agent (they become Halted)
+# and restart it once: the "get me out of here" button, as a kubectl one-liner.
+RECOVER_ANNOTATION = "agentops.dev/recover"
+# On a Namespace: halt every active fault in it and refuse new ones while it is set.
+# The value says why: `kubectl annotate namespace team-a agentops.dev/halt="incident 42"`.
+HALT_ANNOTATION = "agentops.dev/halt"
+# On the operator's own namespace (--control-namespace): the same for the whole cluster.
+HALT_ALL_ANNOTATION = "agentops.dev/halt-all"
 
 
 class Key(NamedTuple):
@@ -81,6 +90,56 @@ class HealthThresholds:
             error_rate_degraded=float(errors.get("degraded", d.error_rate_degraded)),
             error_rate_unhealthy=float(errors.get("unhealthy", d.error_rate_unhealthy)),
         )
+
+
+@dataclass(frozen=True)
+class HealingPolicy:
+    """spec.healing, with the CRD's defaults."""
+
+    enabled: bool = True
+    unhealthy_for_s: float = 30.0
+    verify_timeout_s: float = 120.0
+    max_restarts: int = 3
+    budget_window_s: float = 3600.0
+    backoff_initial_s: float = 30.0
+    backoff_max_s: float = 600.0
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> HealingPolicy:
+        raw = spec.get("healing") or {}
+        budget = raw.get("budget") or {}
+        backoff = raw.get("backoff") or {}
+        d = cls()
+        return cls(
+            enabled=bool(raw.get("enabled", True)),
+            unhealthy_for_s=parse_duration(raw.get("unhealthyFor", "30s"), "spec.healing.unhealthyFor"),
+            verify_timeout_s=parse_duration(raw.get("verifyTimeout", "2m"), "spec.healing.verifyTimeout"),
+            max_restarts=int(budget.get("maxRestarts", d.max_restarts)),
+            budget_window_s=parse_duration(budget.get("window", "1h"), "spec.healing.budget.window"),
+            backoff_initial_s=parse_duration(backoff.get("initial", "30s"), "spec.healing.backoff.initial"),
+            backoff_max_s=parse_duration(backoff.get("max", "10m"), "spec.healing.backoff.max"),
+        )
+
+
+@dataclass(frozen=True)
+class StopCondition:
+    """One guard of spec.stopConditions: exactly one field is set."""
+
+    error_rate_above: float | None = None
+    latency_p95_ms_above: float | None = None
+    unhealthy_for_s: float | None = None
+
+    @classmethod
+    def from_spec(cls, raw: dict[str, Any], index: int) -> StopCondition:
+        where = f"spec.stopConditions[{index}]"
+        cond = cls(
+            error_rate_above=float(raw["errorRateAbove"]) if "errorRateAbove" in raw else None,
+            latency_p95_ms_above=float(raw["latencyP95MsAbove"]) if "latencyP95MsAbove" in raw else None,
+            unhealthy_for_s=parse_duration(raw["unhealthyFor"], f"{where}.unhealthyFor") if "unhealthyFor" in raw else None,
+        )
+        if sum(v is not None for v in (cond.error_rate_above, cond.latency_p95_ms_above, cond.unhealthy_for_s)) != 1:
+            raise InvalidField(where, "must set exactly one of errorRateAbove, latencyP95MsAbove, unhealthyFor")
+        return cond
 
 
 @dataclass(frozen=True)
@@ -164,6 +223,7 @@ class FaultSpec:
     target_agent: str | None
     target_selector: LabelSelector | None
     params: dict[str, Any] = field(default_factory=dict)  # the type's own block, e.g. {"delayMs": 2500}
+    stop_conditions: tuple[StopCondition, ...] = ()
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> FaultSpec:
@@ -178,4 +238,5 @@ class FaultSpec:
             target_agent=target.get("agent"),
             target_selector=LabelSelector.from_spec(selector) if selector is not None else None,
             params=dict(spec.get(block) or {}) if block else {},
+            stop_conditions=tuple(StopCondition.from_spec(c or {}, i) for i, c in enumerate(spec.get("stopConditions") or ())),
         )

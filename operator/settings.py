@@ -27,6 +27,14 @@ class OperatorSettings:
     resync_interval_s: float = 300.0
     liveness_endpoint: str | None = None
     log_level: str = "INFO"
+    control_namespace: str = "agentops-system"
+    max_concurrent_restarts: int = 3
+    cloudrun_endpoint: str | None = None
+    cloudrun_operation_timeout_s: float = 300.0
+    firestore_project: str | None = None  # set: mirror agent state and incidents to Firestore
+    firestore_database: str = "(default)"
+    firestore_collection: str = "agentops-agents"
+    firestore_max_writes_per_second: float = 20.0
 
     def redacted(self) -> dict[str, Any]:
         shown = asdict(self)
@@ -58,6 +66,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--liveness", default=None, metavar="URL",
                    help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz (env AGENTOPS_LIVENESS)")
     p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (env AGENTOPS_LOG_LEVEL; default INFO)")
+    p.add_argument("--control-namespace", default=None,
+                   help="the operator's own namespace; annotation agentops.dev/halt-all on it halts every fault in the cluster "
+                        "(env AGENTOPS_CONTROL_NAMESPACE, else POD_NAMESPACE; default agentops-system)")
+    p.add_argument("--max-concurrent-restarts", type=int, default=None,
+                   help="cluster-wide limit on agents restarting (or verifying a restart) at once "
+                        "(env AGENTOPS_MAX_CONCURRENT_RESTARTS; default 3)")
+    p.add_argument("--cloudrun-endpoint", default=None,
+                   help="Cloud Run Admin API endpoint, for a private endpoint or a local stand-in "
+                        "(env AGENTOPS_CLOUDRUN_ENDPOINT; default: Google's public endpoint)")
+    p.add_argument("--cloudrun-operation-timeout-seconds", type=float, default=None,
+                   help="how long to wait for a Cloud Run rollout (env AGENTOPS_CLOUDRUN_OPERATION_TIMEOUT_SECONDS; default 300)")
+    p.add_argument("--firestore-project", default=None,
+                   help="mirror agent state and incidents to Firestore in this Google Cloud project; off when unset "
+                        "(env AGENTOPS_FIRESTORE_PROJECT; FIRESTORE_EMULATOR_HOST selects the emulator)")
+    p.add_argument("--firestore-database", default=None, help="Firestore database (env AGENTOPS_FIRESTORE_DATABASE; default (default))")
+    p.add_argument("--firestore-collection", default=None,
+                   help="Firestore collection of agent documents (env AGENTOPS_FIRESTORE_COLLECTION; default agentops-agents)")
+    p.add_argument("--firestore-max-writes-per-second", type=float, default=None,
+                   help="rate limit of the Firestore mirror (env AGENTOPS_FIRESTORE_MAX_WRITES_PER_SECOND; default 20)")
 
 
 def from_args(args: argparse.Namespace) -> OperatorSettings:
@@ -82,4 +109,12 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         resync_interval_s=number(args.resync_seconds, "AGENTOPS_RESYNC_SECONDS", 300, 10),
         liveness_endpoint=args.liveness or env("AGENTOPS_LIVENESS"),
         log_level=(args.log_level or env("AGENTOPS_LOG_LEVEL", "INFO") or "INFO").upper(),
+        control_namespace=args.control_namespace or env("AGENTOPS_CONTROL_NAMESPACE") or env("POD_NAMESPACE") or "agentops-system",
+        max_concurrent_restarts=int(number(args.max_concurrent_restarts, "AGENTOPS_MAX_CONCURRENT_RESTARTS", 3, 1)),
+        cloudrun_endpoint=args.cloudrun_endpoint or env("AGENTOPS_CLOUDRUN_ENDPOINT"),
+        cloudrun_operation_timeout_s=number(args.cloudrun_operation_timeout_seconds, "AGENTOPS_CLOUDRUN_OPERATION_TIMEOUT_SECONDS", 300, 1),
+        firestore_project=args.firestore_project or env("AGENTOPS_FIRESTORE_PROJECT"),
+        firestore_database=args.firestore_database or env("AGENTOPS_FIRESTORE_DATABASE", "(default)") or "(default)",
+        firestore_collection=args.firestore_collection or env("AGENTOPS_FIRESTORE_COLLECTION", "agentops-agents") or "agentops-agents",
+        firestore_max_writes_per_second=number(args.firestore_max_writes_per_second, "AGENTOPS_FIRESTORE_MAX_WRITES_PER_SECOND", 20, 0.1),
     )

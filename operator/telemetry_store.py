@@ -73,6 +73,10 @@ class TelemetryStore:
                 quietest = min(windows.reporters, key=lambda s: windows.reporters[s].entries[-1].received if windows.reporters[s].entries else 0.0)
                 del windows.reporters[quietest]
             reporter = windows.reporters[report["sidecar"]] = _Reporter()
+        elif reporter.entries and reporter.entries[-1].instance != report["instance"]["id"]:
+            # A new agent instance behind the same sidecar (a restart): it is judged on
+            # its own traffic, not on the errors that got its predecessor restarted.
+            reporter.entries.clear()
         reporter.entries.append(
             _Entry(
                 received=received,

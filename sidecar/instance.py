@@ -22,7 +22,7 @@ class Instance:
         self.run: int | None = None  # supervised process number, from 1
         self.reported: str | None = None  # what the agent says on its health endpoint
         self.restarts = 0
-        self._listeners: list[Callable[[str], None]] = []
+        self._listeners: list[Callable[[str, str], None]] = []
 
     @property
     def id(self) -> str:
@@ -33,25 +33,27 @@ class Instance:
             parts.append(self.reported)
         return "/".join(parts)
 
-    def on_replaced(self, listener: Callable[[str], None]) -> None:
+    def on_replaced(self, listener: Callable[[str, str], None]) -> None:
+        """`listener(old_id, new_id)` runs whenever the agent instance is replaced."""
         self._listeners.append(listener)
 
     def supervised_start(self, run: int) -> None:
-        previous = self.run
+        previous, old_id = self.run, self.id
         self.run, self.restarts, self.reported = run, run - 1, None
         if previous is not None:
-            self._replaced()
+            self._replaced(old_id)
 
     def agent_reported(self, value: str) -> None:
         if value == self.reported:
             return
+        old_id = self.id
         previous, self.reported = self.reported, value[:100]
         if previous is not None:
             if self.run is None:
                 self.restarts += 1  # restarted under us (container restart, no supervisor)
-            self._replaced()
+            self._replaced(old_id)
 
-    def _replaced(self) -> None:
+    def _replaced(self, old_id: str) -> None:
         log.info("agent instance is now %s", self.id, extra={"instance": self.id})
         for listener in self._listeners:
-            listener(self.id)
+            listener(old_id, self.id)

@@ -59,7 +59,9 @@ async def serve(settings: SidecarSettings) -> None:
                     timeout_s=settings.probe_timeout_s, table=table, recorder=recorder, instance=instance)
     link = OperatorLink(settings, control, table=table, recorder=recorder, instance=instance, prober=prober,
                         restart=supervisor.restart if supervisor else None)
-    instance.on_replaced(lambda _: _instance_replaced(table, proxy, loop.time()))
+    instance.on_replaced(lambda _old, _new: _instance_replaced(table, proxy, loop.time()))
+    instance.on_replaced(link.instance_replaced)
+    prober.on_result = link.probe_result
     reg = registry(SidecarCollector(recorder, table, link, prober, supervisor, loop.time))
 
     # The proxy port is a bare aiohttp Server: every path goes to one handler, so the

@@ -6,6 +6,14 @@
   most half the lease, so a healthy link renews the lease at least twice per period.
 * **Telemetry** every report interval: the current window is cut and posted. A window
   that cannot be delivered is folded into the next, up to `MAX_CARRY_S` of traffic.
+  A change in health does not wait for the interval: every failed probe, and the
+  first passing one after a failure, sends the window at once (at most one report
+  per `MIN_REPORT_GAP_S`), so the operator can judge within a probe or two.
+* **Instance boundaries**: when the agent is replaced (a restart), what happens until
+  the new instance first passes its probe — the restart gap, refused connections
+  included — is reported under the *old* instance id; the new instance is judged
+  only on its own traffic. Otherwise a healed agent would carry its predecessor's
+  errors for a whole health window.
 
 Any answer from the operator renews the lease; failures back off exponentially with
 jitter (`BACKOFF_*`), so a restarting operator is not hammered by its sidecars.
@@ -34,6 +42,9 @@ BACKOFF_CAP_S = 5.0
 # An undelivered window older than this is dropped rather than carried: after a long
 # outage the operator wants the recent picture, and memory stays bounded.
 MAX_CARRY_S = 60.0
+# Early reports (health changes) are spaced at least this far apart: a flapping probe
+# must not turn into a report storm.
+MIN_REPORT_GAP_S = 0.2
 _UNSET: Any = object()
 
 
@@ -57,6 +68,10 @@ class OperatorLink:
         self._telemetry_url = f"{settings.operator_url}/v1/telemetry"
         self._restart_seen: Any = _UNSET
         self._carried: Window | None = None
+        self._report_now = asyncio.Event()
+        self._retired_window: tuple[Window, str] | None = None
+        # The replaced instance's id, reported until the new instance passes a probe.
+        self._retiring: str | None = None
         self.reports = {"accepted": 0, "rejected": 0, "failed": 0, "dropped": 0}
         self.assignment_updates = 0
         self.restart_requests = 0
@@ -129,13 +144,34 @@ class OperatorLink:
 
     # ---------------------------------------------------------------- telemetry
 
+    def request_report(self) -> None:
+        self._report_now.set()
+
+    def probe_result(self, ok: bool, before: bool | None) -> None:
+        if ok and self._retiring is not None:
+            # The new instance is up: the window so far belongs to the old one.
+            self._retired_window = (self.cut_window(self._now()), self._retiring)
+            self._retiring = None
+            self.request_report()
+        elif not ok or before is False:
+            self.request_report()
+
+    def instance_replaced(self, old_id: str, _new_id: str) -> None:
+        if self._retiring is None:
+            self._retiring = old_id
+
     async def push_telemetry(self) -> None:
         loop = asyncio.get_running_loop()
         next_at = loop.time() + self.settings.report_interval_s
         while True:
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
-            next_at = max(next_at + self.settings.report_interval_s, loop.time())
+            try:
+                await asyncio.wait_for(self._report_now.wait(), max(0.0, next_at - loop.time()))
+            except asyncio.TimeoutError:
+                pass
+            self._report_now.clear()
+            next_at = loop.time() + self.settings.report_interval_s
             await self.report_once()
+            await asyncio.sleep(MIN_REPORT_GAP_S)
 
     def cut_window(self, now: float) -> Window:
         window = self.recorder.window
@@ -148,13 +184,18 @@ class OperatorLink:
         return window
 
     async def report_once(self) -> None:
+        retired, self._retired_window = self._retired_window, None
+        if retired is not None:
+            await self._post(retired[0], retired[1], self._now())
         now = self._now()
-        window = self.cut_window(now)
+        await self._post(self.cut_window(now), self._retiring or self.instance.id, now)
+
+    async def _post(self, window: Window, instance_id: str, now: float) -> None:
         report = window.report(
             namespace=self.settings.namespace,
             agent=self.settings.agent,
             sidecar=self.settings.sidecar_id,
-            instance={"id": self.instance.id, "restarts": self.instance.restarts},
+            instance={"id": instance_id, "restarts": self.instance.restarts},
             now=now,
             consecutive_failures=self.prober.consecutive_failures,
             last_error=self.prober.last_error,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Callable
 
 import aiohttp
 
@@ -38,10 +39,13 @@ class Prober:
         self.consecutive_failures = 0
         self.last_error: str | None = None
         self.last_ok: bool | None = None  # None: not probed yet
+        # Called after every probe with (ok now, ok before); the operator link uses it
+        # to report a change in health at once instead of at the next interval.
+        self.on_result: Callable[[bool, bool | None], None] | None = None
         self.totals = {"ok": 0, "failed": 0}
         instance.on_replaced(self._instance_replaced)
 
-    def _instance_replaced(self, _: str) -> None:
+    def _instance_replaced(self, _old: str, _new: str) -> None:
         self.last_ok = None  # a new process is not known to be healthy until probed
 
     async def run(self) -> None:
@@ -70,7 +74,9 @@ class Prober:
             if self.last_ok is not False:
                 log.warning("agent health probe failed: %s", error, extra={"probe": self.url})
         self.last_error = error
-        self.last_ok = error is None
+        previous, self.last_ok = self.last_ok, error is None
+        if self.on_result is not None:
+            self.on_result(error is None, previous)
         return error is None
 
     async def _ask_agent(self) -> str | None:

@@ -113,14 +113,15 @@ def fault(name: str, *, target: str | None = "bot", selector: dict[str, Any] | N
 
 
 def report(name: str = "bot", *, requests: int = 50, errors: dict[str, int] | None = None, slow: int = 0,
-           sidecar: str = "bot-pod-1", consecutive: int = 0, applied: list[str] | None = None) -> TelemetryReport:
+           sidecar: str = "bot-pod-1", consecutive: int = 0, applied: list[str] | None = None,
+           instance: str | None = None) -> TelemetryReport:
     """A 5-second window: `requests` answered in ≤100 ms except `slow` of them at ~8 s."""
     buckets = {"100": requests - slow}
     if slow:
         buckets["8000"] = slow
     return validate_report({
         "agent": {"namespace": NS, "name": name}, "sidecar": sidecar,
-        "instance": {"id": f"{sidecar}-uid", "restarts": 0}, "windowSeconds": 5.0,
+        "instance": {"id": instance or f"{sidecar}-uid", "restarts": 0}, "windowSeconds": 5.0,
         "requests": requests, "errors": errors or {}, "latencyMs": {"buckets": buckets},
         "probes": {"ok": 1, "failed": 0, "consecutiveFailures": consecutive, "lastError": None},
         "appliedFaults": applied or [],
@@ -710,21 +711,29 @@ def test_restart_grace_ends_after_one_heartbeat_timeout_without_reports(env: Env
     assert env.writer.writes_for("Agent", "bot")[-1]["conditions"][0]["reason"] == "NoTelemetry"
 
 
-def test_restart_annotation_is_published_once_per_value(env: Env) -> None:
-    env.r.agent_event("ADDED", agent("bot"))
+def test_restart_annotation_restarts_a_process_agent_once_per_value(env: Env) -> None:
+    spec = {"runtime": {"type": "Process"}, "health": {"heartbeatTimeout": "30s", "window": "60s"}}
+    env.r.agent_event("ADDED", agent("bot", spec=spec))
     env.r.process()
     key = Key(NS, "bot")
     v0 = env.version("bot")
     assert env.r.board.restart_request(key) is None
 
-    annotated = agent("bot")
+    annotated = agent("bot", spec=spec)
     annotated["metadata"]["annotations"] = {"agentops.dev/restart": "2024-05-01T10:00:00Z"}
     env.r.agent_event("MODIFIED", annotated)
+    env.r.process()
+    token = env.r.board.restart_request(key)
     v1 = env.version("bot")
-    assert v1 != v0 and env.r.board.restart_request(key) == "2024-05-01T10:00:00Z"
-    env.r.agent_event("MODIFIED", annotated)  # the same value again: nothing new to wake sidecars for
-    assert env.version("bot") == v1
+    assert v1 != v0 and token is not None
+    assert env.writer.writes_for("Agent", "bot")[-1]["restartCount"] == 1
+    assert env.writer.writes_for("Agent", "bot")[-1]["incidents"][-1]["trigger"] == "ManualRestart"
+    env.r.agent_event("MODIFIED", annotated)  # the same value again: no second restart
+    env.r.process()
+    assert env.r.board.restart_request(key) == token and env.version("bot") == v1
 
+    # Removing the annotation asks for nothing; the sidecar keeps the token it acted on.
     annotated["metadata"]["annotations"] = {}
     env.r.agent_event("MODIFIED", annotated)
-    assert env.r.board.restart_request(key) is None and env.version("bot") != v1
+    env.r.process()
+    assert env.r.board.restart_request(key) == token

@@ -1,0 +1,52 @@
+"""Restart an agent that runs as a Kubernetes Deployment, as `kubectl rollout restart` does.
+
+`kubectl rollout restart` sets the pod template annotation
+`kubectl.kubernetes.io/restartedAt` to the current time; the Deployment controller
+sees a new template and rolls the pods with the Deployment's own strategy
+(maxUnavailable, PodDisruptionBudgets respected). We make the same change, plus our
+token in `agentops.dev/restart-token`, in one strategic-merge patch: one restart
+decision changes the template exactly once, and a retried call that finds its token
+already there does nothing.
+
+Blocking (pykube-ng); the healing loop calls it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from agentops_operator.kube_client import KubeClient, KubeError
+from agentops_operator.resources import ObjectRef, RuntimeSpec
+from agentops_operator.runtimes import RestartOutcome
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+TOKEN_ANNOTATION = "agentops.dev/restart-token"
+
+
+class KubernetesRuntime:
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
+    def restart(self, agent: ObjectRef, runtime: RuntimeSpec, token: str) -> RestartOutcome:
+        name, namespace = runtime.deployment, agent.key.namespace
+        where = f"Deployment {namespace}/{name}"
+        path = dict(version="apps/v1", namespace=namespace, url=f"deployments/{name}")
+        try:
+            current = self.kube.call("GET", **path)
+            annotations = ((current.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations") or {}
+            if annotations.get(TOKEN_ANNOTATION) == token:
+                return RestartOutcome.done(f"{where} already carries this restart", detail=annotations.get(RESTARTED_AT))
+            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp, TOKEN_ANNOTATION: token}}}}}
+            self.kube.call("PATCH", **path, data=json.dumps(patch),
+                           headers={"Content-Type": "application/strategic-merge-patch+json"})
+        except KubeError as exc:
+            if exc.status == 404:
+                return RestartOutcome.failed("DeploymentNotFound", f"{where} does not exist (spec.runtime.deployment.name)", retryable=False)
+            if exc.status == 403:
+                return RestartOutcome.failed("DeploymentForbidden",
+                                             f"the operator may not get/patch {where}: {exc} (grant get and patch on deployments.apps)",
+                                             retryable=False)
+            return RestartOutcome.failed("KubernetesApiError", f"restarting {where} failed: {exc}", retryable=exc.retryable)
+        return RestartOutcome.done(f"rolling restart of {where} started", detail=stamp)

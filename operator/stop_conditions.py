@@ -1,0 +1,44 @@
+"""A Fault's guards on its targets (spec.stopConditions): pure checks, no I/O.
+
+A guard trips on the first target that crosses it. Error rate and latency are read
+from the target's current health metrics and judged only when its window holds
+`minSamples` requests — the same rule the health verdict follows, so a guard never
+fires on three unlucky requests. `unhealthyFor` reads the healing loop's record of
+how long the target has been Unhealthy without a break.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Mapping
+
+from agentops_operator.resources import StopCondition
+
+
+def tripped(
+    conditions: tuple[StopCondition, ...],
+    *,
+    agent: str,
+    metrics: Mapping[str, float | int],
+    min_samples: int,
+    unhealthy_since: datetime | None,
+    now: datetime,
+) -> tuple[str | None, datetime | None]:
+    """(why the first tripped guard tripped, or None; when to look again with time alone)."""
+    judged = int(metrics.get("requests", 0)) >= min_samples
+    recheck: datetime | None = None
+    for i, c in enumerate(conditions):
+        where = f"spec.stopConditions[{i}]"
+        if c.error_rate_above is not None and judged and float(metrics.get("errorRate", 0.0)) > c.error_rate_above:
+            return (f"{where} errorRateAbove {c.error_rate_above:g} tripped on agent {agent}: "
+                    f"error rate {float(metrics['errorRate']):.3g} over {int(metrics['requests'])} requests"), None
+        p95 = metrics.get("latencyP95Ms")
+        if c.latency_p95_ms_above is not None and judged and p95 is not None and float(p95) > c.latency_p95_ms_above:
+            return f"{where} latencyP95MsAbove {c.latency_p95_ms_above:g} tripped on agent {agent}: p95 latency {float(p95):.0f}ms", None
+        if c.unhealthy_for_s is not None and unhealthy_since is not None:
+            due = unhealthy_since + timedelta(seconds=c.unhealthy_for_s)
+            if now >= due:
+                return (f"{where} unhealthyFor {c.unhealthy_for_s:g}s tripped on agent {agent}: "
+                        f"Unhealthy since {unhealthy_since.strftime('%Y-%m-%dT%H:%M:%SZ')}"), None
+            recheck = due if recheck is None else min(recheck, due)
+    return None, recheck
