@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                 "--upstream", f"http://127.0.0.1:{agent.agent_port}",
                 "--listen", f"127.0.0.1:{agent.port}", "--admin-listen", f"127.0.0.1:{agent.admin_port}",
                 "--sidecar-id", f"demo-{agent.name}",
+                # Probe every second: with probeFailureThreshold 3 a crash is judged
+                # within ~3 s, and a healed agent is seen within a second.
+                "--probe-interval", "1s",
                 "--", sys.executable, "-m", "agentops", "agent", agent.name, "--host", "127.0.0.1", "--port", str(agent.agent_port),
             ], secret_env, logs / f"{agent.name}.log")
             children.append((f"{agent.name} sidecar", sidecar))
