@@ -197,13 +197,14 @@ def fault_manifest(name: str, *, agent: str | None = None, selector: dict[str, s
 
 
 def report(agent: str, namespace: str, *, requests_: int = 20, latency_ms: float = 20.0, errors: int = 0,
-           probe_failures: int = 0, applied: list[str] | None = None, sidecar: str = "sidecar-a", window: float = 1.0) -> dict[str, Any]:
+           probe_failures: int = 0, applied: list[str] | None = None, sidecar: str = "sidecar-a", window: float = 1.0,
+           instance: str | None = None) -> dict[str, Any]:
     """A telemetry report as a sidecar would send it: every request at `latency_ms`."""
     bound = next(b for b in (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 2600, 5000, 10000) if b >= latency_ms)
     return {
         "agent": {"namespace": namespace, "name": agent},
         "sidecar": sidecar,
-        "instance": {"id": f"{agent}-instance-1", "restarts": 0},
+        "instance": {"id": instance or f"{agent}-instance-1", "restarts": 0},
         "windowSeconds": window,
         "requests": requests_,
         "errors": {"http5xx": errors} if errors else {},
