@@ -115,6 +115,10 @@ class Observation:
     instances: tuple[str, ...]
     faults: tuple[str, ...]
     not_healthy_since: datetime | None  # when Ready last left True (the first bad signal)
+    # Whether the window holds minSamples requests, i.e. latency and errors were judged
+    # and not only the probes: a restarted instance with a handful of requests has not
+    # shown yet that it serves well.
+    judged: bool = True
 
 
 @dataclass(frozen=True)
@@ -358,7 +362,11 @@ def _runtime_answered(s: _Step, policy: HealingPolicy, outcome: RestartOutcome, 
 
 def _verify(s: _Step, policy: HealingPolicy, obs: Observation, runtime_name: str) -> None:
     fresh = [i for i in obs.instances if i not in s.state.instances_before]
-    if obs.phase == HEALTHY and (fresh or not s.state.instances_before):
+    assert s.state.verify_deadline is not None
+    at_deadline = s.now >= s.state.verify_deadline
+    # Healthy on real traffic verifies at once; healthy on probes alone (too little
+    # traffic to judge) only when the deadline comes and nothing contradicted it.
+    if obs.phase == HEALTHY and (fresh or not s.state.instances_before) and (obs.judged or at_deadline):
         who = f"new instance {fresh[0]}" if fresh else "the agent"
         s.restart_result = "Verified"
         s.incidents = inc.finish_action(s.incidents, finished_at=s.stamp, result="Verified", message=f"{who} reports Healthy")
@@ -367,8 +375,7 @@ def _verify(s: _Step, policy: HealingPolicy, obs: Observation, runtime_name: str
               message=f"restart of {runtime_name} verified: {who} reports Healthy")
         s.event("Normal", "AgentHealed", f"restart of {runtime_name} verified: {who} reports Healthy")
         return
-    assert s.state.verify_deadline is not None
-    if s.now < s.state.verify_deadline:
+    if not at_deadline:
         s.check_at(s.state.verify_deadline)
         return
     missing = "no new instance reported" if not fresh else f"new instance {fresh[0]} is {obs.phase}"

@@ -450,7 +450,7 @@ class Reconciler:
             for f in sorted(assigned, key=lambda f: f["name"])
         ]
         self._heal(rec, assessment.phase, assessment.reason, assessment.message, summary.instances if summary else (),
-                   [f.name for f in faults], wall, mono)
+                   [f.name for f in faults], bool(summary and summary.requests >= th.min_samples), wall, mono)
         self._check_stop_conditions(rec, assessment.metrics, wall, mono)
         last = self.telemetry.last_report_wall(key)
         wanted = agent_status.desired_status(
@@ -489,14 +489,14 @@ class Reconciler:
         return len(self._slot_holders - {key}) < self.max_concurrent_restarts
 
     def _heal(self, rec: AgentRecord, phase: str, reason: str, message: str, instances: tuple[str, ...],
-              faults: list[str], wall: datetime, mono: float) -> None:
+              faults: list[str], judged: bool, wall: datetime, mono: float) -> None:
         key = rec.ref.key
         ready = find(rec.status.get("conditions"), "Ready")
         not_healthy_since = parse_time(ready.get("lastTransitionTime")) if ready and ready.get("status") != "True" else None
         outcome, rec.outcome = rec.outcome, None
         decision = healing_policy.step(
             rec.healing, rec.incidents, policy=rec.policy, runtime_type=rec.runtime.type, runtime_name=rec.runtime.describe(),
-            obs=healing_policy.Observation(phase, reason, message, instances, tuple(faults), not_healthy_since),
+            obs=healing_policy.Observation(phase, reason, message, instances, tuple(faults), not_healthy_since, judged),
             now=wall, slot_free=self._slot_free(key), outcome=outcome,
             restart_annotation=rec.restart, recover_annotation=rec.recover, spec_changed=rec.spec_changed,
         )

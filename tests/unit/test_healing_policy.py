@@ -259,3 +259,15 @@ def test_state_survives_a_round_trip_through_status() -> None:
 
 def test_backoff_doubles_up_to_its_cap() -> None:
     assert [hp.backoff_s(POLICY, n) for n in range(5)] == [0, 20, 40, 60, 60]
+
+
+def test_healthy_on_probes_alone_verifies_only_at_the_deadline() -> None:
+    a = Agent()
+    a.step(0, obs())
+    a.restart_now(10, instance="i-1")
+    a.answer(11, OK)
+    quiet = hp.Observation("Healthy", "WithinThresholds", "", ("i-2",), (), None, judged=False)
+    a.step(12, quiet)
+    assert a.state.state == hp.VERIFYING  # a handful of requests proves little yet
+    d = a.step(41, quiet)
+    assert d.restart_result == "Verified" and a.state.state == hp.IDLE
