@@ -41,6 +41,7 @@ unit: install
 bench: install envtest
 	$(BIN)/python tests/bench/bench_scale.py $(BENCH_ARGS)
 	$(BIN)/python tests/bench/bench_sidecar.py $(SIDECAR_BENCH_ARGS)
+	$(BIN)/python tests/bench/bench_healing.py $(HEALING_BENCH_ARGS)
 
 ## The local all-in-one run; Ctrl-C stops everything.
 demo: install envtest

@@ -22,6 +22,9 @@ from agentops_operator.http_api import build_app
 from agentops_operator.kube_client import KubeClient, KubeError
 from agentops_operator.metrics import OperatorMetrics
 from agentops_operator.reconciler import Reconciler
+from agentops_operator.restart_runner import RestartRunner
+from agentops_operator.runtime_cloudrun import CloudRunRuntime
+from agentops_operator.runtime_kubernetes import KubernetesRuntime
 from agentops_operator.resources import AGENTS, FAULTS
 from agentops_operator.settings import OperatorSettings
 from agentops_operator.status_writer import StatusWriter
@@ -76,7 +79,24 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
     metrics = OperatorMetrics()
     kube = KubeClient(max_in_flight=settings.max_writes_in_flight)
     writer = StatusWriter(kube, metrics, max_in_flight=settings.max_writes_in_flight)
-    reconciler = Reconciler(writer, metrics, heartbeat_s=settings.status_heartbeat_s)
+    restarts = RestartRunner(
+        {
+            "Kubernetes": KubernetesRuntime(kube),
+            "CloudRun": CloudRunRuntime(endpoint=settings.cloudrun_endpoint, operation_timeout_s=settings.cloudrun_operation_timeout_s),
+        },
+        max_workers=settings.max_concurrent_restarts,
+    )
+    mirror = None
+    if settings.firestore_project:
+        # Imported only when enabled: the Firestore client costs ~0.6 s of start-up.
+        from agentops_operator.firestore_mirror import FirestoreMirror
+
+        mirror = FirestoreMirror(project=settings.firestore_project, database=settings.firestore_database,
+                                 collection=settings.firestore_collection,
+                                 max_writes_per_second=settings.firestore_max_writes_per_second, registry=metrics.registry)
+    reconciler = Reconciler(writer, metrics, heartbeat_s=settings.status_heartbeat_s, restarts=restarts,
+                            max_concurrent_restarts=settings.max_concurrent_restarts,
+                            control_namespace=settings.control_namespace, mirror=mirror)
 
     runner = web.AppRunner(build_app(reconciler, token=settings.token, lease_s=settings.lease_s), access_log=None)
     await runner.setup()
@@ -89,6 +109,8 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
         asyncio.create_task(reconciler.run(), name="reconcile-loop"),
         asyncio.create_task(_resync_forever(kube, reconciler, settings), name="resync"),
     ]
+    if mirror is not None:
+        background.append(asyncio.create_task(mirror.run(), name="firestore-mirror"))
     stopped = False
 
     async def shutdown() -> None:
@@ -99,11 +121,18 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
         stopped = True
         started = time.monotonic()
         await runner.cleanup()  # no new telemetry; waiting sidecars get their connection closed
-        for task in background[1:]:
+        await restarts.close()
+        reconcile_tasks = background[1:3]
+        for task in reconcile_tasks:
             task.cancel()
-        await asyncio.gather(*background[1:], return_exceptions=True)
+        await asyncio.gather(*reconcile_tasks, return_exceptions=True)
         if not await writer.flushed(SHUTDOWN_FLUSH_S):
             log.warning("shutting down with status writes still pending")
+        if mirror is not None and not await mirror.flush(SHUTDOWN_FLUSH_S):
+            log.warning("shutting down with Firestore mirror writes still pending")
+        for task in background[3:]:
+            task.cancel()
+        await asyncio.gather(*background[3:], return_exceptions=True)
         background[0].cancel()
         await asyncio.gather(background[0], return_exceptions=True)
         kube.close()
