@@ -53,6 +53,7 @@ class Recorded:
     path: str
     query: dict[str, str]
     body: dict[str, Any] | None
+    authorization: str | None = None
 
 
 @dataclass
@@ -170,7 +171,8 @@ class CloudRunStandIn:
         raw = await request.read()
         body = json.loads(raw) if raw else None
         with self._lock:
-            self.requests.append(Recorded(request.method, request.path, dict(request.query), body))
+            self.requests.append(Recorded(request.method, request.path, dict(request.query), body,
+                                          request.headers.get("Authorization")))
         return request.path.removeprefix("/v2/"), body
 
     async def _get_service(self, request: web.Request) -> web.Response:
