@@ -369,10 +369,10 @@ def stage_of(kind: str, reason: str) -> str:
         return "detected"
     if "Escalat" in reason or "Stalled" in reason or "GaveUp" in reason:
         return "escalated"
+    if reason in ("AgentHealthy", "AgentHealed", "Recovered") or reason.endswith("Verified") and "Not" not in reason:
+        return "verified"
     if "Restart" in reason or "Rollout" in reason or reason.startswith("Heal"):
         return "action"
-    if reason in ("AgentHealthy", "Recovered") or "Verified" in reason:
-        return "verified"
     return "event"
 
 

@@ -169,4 +169,8 @@ def test_stages_by_reason() -> None:
     assert stage_of(AGENT, "HealingEscalated") == "escalated"
     assert stage_of(AGENT, "Stalled") == "escalated"
     assert stage_of(AGENT, "RecoveryVerified") == "verified"
+    # The healing loop's own reasons.
+    assert stage_of(AGENT, "RestartStarted") == "action"
+    assert stage_of(AGENT, "RestartNotVerified") == "action"
+    assert stage_of(AGENT, "AgentHealed") == "verified"
     assert stage_of(AGENT, "SomethingNew") == "event"
