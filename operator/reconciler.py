@@ -278,7 +278,9 @@ class Reconciler:
             spec, error = None, str(exc)
         if old is None:
             created = parse_time(meta.get("creationTimestamp")) or self.clock.wall()
-            self.faults[key] = FaultRecord(ref, generation, created, spec, error, dict(body.get("status") or {}), seen=self.clock.mono())
+            status = dict(body.get("status") or {})
+            self.faults[key] = FaultRecord(ref, generation, created, spec, error, status, seen=self.clock.mono(),
+                                           cured_on=set(status.get("curedTargets") or ()))
             self._faults_in_ns.setdefault(key.namespace, set()).add(key.name)
         else:
             old.generation, old.spec, old.spec_error = generation, spec, error
@@ -561,6 +563,9 @@ class Reconciler:
             frec = self.faults.get(fault_key)
             if frec is not None and frec.spec is not None and frec.spec.type == "Crash" and key.name not in frec.cured_on:
                 frec.cured_on.add(key.name)
+                # Recorded in status so that an operator restart does not strike again.
+                frec.status = {**frec.status, "curedTargets": sorted(frec.cured_on)}
+                self.writer.write_status(frec.ref, frec.status)
                 cured = True
         if cured:
             self._publish(key)

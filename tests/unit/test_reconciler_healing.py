@@ -102,6 +102,14 @@ def test_a_process_agent_is_restarted_through_its_sidecar_and_its_crash_fault_is
     assert runner.submitted == [] and env.r.board.restart_request(key) is not None
     assert env.faults_on("bot") == []  # a restart cures a crash; the fault stays Active until it expires
     assert env.fault_status("boom")["phase"] == "Active"
+    assert env.writer.writes_for("Fault", "boom")[-1]["curedTargets"] == ["bot"]
+    # An operator restart reads the cure back from status: the crash is not enforced again.
+    again, _ = healing_env()
+    again.r.agent_event("ADDED", agent("bot", spec=spec({"type": "Process"})))
+    again.r.fault_event("ADDED", fault("boom", spec={"type": "Crash", "duration": "5m", "target": {"agent": "bot"}, "crash": {}},
+                                       status=env.fault_status("boom")))
+    again.r.process()
+    assert again.faults_on("bot") == []
 
 
 def test_latency_faults_are_not_cured_by_a_restart() -> None:
