@@ -177,7 +177,9 @@ AgentOps demo is running (logs in {logs}).
   {kubectl} apply -n {NAMESPACE} -f {SAMPLES / 'fault-latency.yaml'}
   {kubectl} get faults -n {NAMESPACE}
   {kubectl} describe agent chat -n {NAMESPACE}
-  {kubectl} annotate agent chat -n {NAMESPACE} agentops.dev/restart="$(date +%s)" --overwrite
+  {kubectl} apply -n {NAMESPACE} -f {SAMPLES / 'fault-crash.yaml'}     # summary crashes; watch it heal
+  {kubectl} annotate agent chat -n {NAMESPACE} agentops.dev/recover="$(date +%s)" --overwrite
+  {kubectl} annotate namespace {NAMESPACE} agentops.dev/halt="stop the drill"
 
 Agents, each behind its sidecar:
   curl -s localhost:{chat.port}{chat.path} -H 'Content-Type: application/json' -d '{chat.body.decode()}'

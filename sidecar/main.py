@@ -56,7 +56,8 @@ async def serve(settings: SidecarSettings) -> None:
     control = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8))
     supervisor = Supervisor(settings.command, instance, grace_s=settings.restart_grace_s) if settings.command else None
     prober = Prober(control, settings.upstream + settings.health_path, interval_s=settings.probe_interval_s,
-                    timeout_s=settings.probe_timeout_s, table=table, recorder=recorder, instance=instance)
+                    timeout_s=settings.probe_timeout_s, startup_grace_s=settings.startup_grace_s,
+                    table=table, recorder=recorder, instance=instance)
     link = OperatorLink(settings, control, table=table, recorder=recorder, instance=instance, prober=prober,
                         restart=supervisor.restart if supervisor else None)
     instance.on_replaced(lambda _old, _new: _instance_replaced(table, proxy, loop.time()))

@@ -4,6 +4,11 @@ A probe is a GET of the agent's health endpoint with a timeout; 2xx/3xx passes. 
 the answer is JSON with an `instance` string, that identifies the agent process (see
 `instance.py`). While a crash fault is enforced every probe fails — a crashed agent
 answers nothing — whatever the agent itself says.
+
+A starting instance gets a grace (`--startup-grace`, like a Kubernetes startupProbe):
+until it first passes a probe, and for at most the grace after it started, its failed
+probes are counted but are not consecutive failures — a process still importing its
+libraries is not sick, and the operator must not restart it for being slow to start.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class Prober:
         *,
         interval_s: float,
         timeout_s: float,
+        startup_grace_s: float = 0.0,
         table: FaultTable,
         recorder: Recorder,
         instance: Instance,
@@ -37,6 +43,9 @@ class Prober:
         self.interval_s, self.timeout = interval_s, aiohttp.ClientTimeout(total=timeout_s)
         self.table, self.recorder, self.instance = table, recorder, instance
         self.consecutive_failures = 0
+        self.startup_grace_s = startup_grace_s
+        self._starting_since: float | None = None  # set at the first probe of an instance
+        self._passed_once = False
         self.last_error: str | None = None
         self.last_ok: bool | None = None  # None: not probed yet
         # Called after every probe with (ok now, ok before); the operator link uses it
@@ -47,6 +56,16 @@ class Prober:
 
     def _instance_replaced(self, _old: str, _new: str) -> None:
         self.last_ok = None  # a new process is not known to be healthy until probed
+        self._starting_since, self._passed_once = None, False
+        self.consecutive_failures = 0
+
+    def starting(self, now: float) -> bool:
+        """Whether the current instance is still in its startup grace."""
+        if self._passed_once:
+            return False
+        if self._starting_since is None:
+            self._starting_since = now
+        return now - self._starting_since < self.startup_grace_s
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -67,10 +86,12 @@ class Prober:
             window.probes_ok += 1
             self.totals["ok"] += 1
             self.consecutive_failures = 0
+            self._passed_once = True
         else:
             window.probes_failed += 1
             self.totals["failed"] += 1
-            self.consecutive_failures += 1
+            if crash is not None or not self.starting(asyncio.get_running_loop().time()):
+                self.consecutive_failures += 1
             if self.last_ok is not False:
                 log.warning("agent health probe failed: %s", error, extra={"probe": self.url})
         self.last_error = error

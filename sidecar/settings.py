@@ -37,6 +37,7 @@ class SidecarSettings:
     health_path: str = "/healthz"
     probe_interval_s: float = 2.0
     probe_timeout_s: float = 1.0
+    startup_grace_s: float = 30.0
     report_interval_s: float = 5.0
     max_poll_wait_s: float = 30.0
     upstream_timeout_s: float = 300.0
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--health-path", help="the agent's health endpoint (env AGENTOPS_HEALTH_PATH; default /healthz)")
     p.add_argument("--probe-interval", help="how often to probe it (env AGENTOPS_PROBE_INTERVAL; default 2s)")
     p.add_argument("--probe-timeout", help="a probe slower than this fails (env AGENTOPS_PROBE_TIMEOUT; default 1s)")
+    p.add_argument("--startup-grace", help="failed probes of an agent instance that has not yet passed one do not count "
+                                            "as failures for this long after it starts, like a Kubernetes startupProbe "
+                                            "(env AGENTOPS_STARTUP_GRACE; default 30s)")
     p.add_argument("--report-interval", help="telemetry window length (env AGENTOPS_REPORT_INTERVAL; default 5s)")
     p.add_argument("--max-poll-wait", help="longest assignment long poll; capped at half the lease (env AGENTOPS_MAX_POLL_WAIT; default 30s)")
     p.add_argument("--upstream-timeout", help="longest wait for the agent's next bytes (env AGENTOPS_UPSTREAM_TIMEOUT; default 300s)")
@@ -129,6 +133,7 @@ def from_args(argv: list[str]) -> SidecarSettings:
         health_path=health_path,
         probe_interval_s=_duration(args.probe_interval, "AGENTOPS_PROBE_INTERVAL", "2s", "--probe-interval", 0.05),
         probe_timeout_s=_duration(args.probe_timeout, "AGENTOPS_PROBE_TIMEOUT", "1s", "--probe-timeout", 0.01),
+        startup_grace_s=_duration(args.startup_grace, "AGENTOPS_STARTUP_GRACE", "30s", "--startup-grace", 0),
         report_interval_s=_duration(args.report_interval, "AGENTOPS_REPORT_INTERVAL", "5s", "--report-interval", 0.1),
         max_poll_wait_s=_duration(args.max_poll_wait, "AGENTOPS_MAX_POLL_WAIT", "30s", "--max-poll-wait", 0.1),
         upstream_timeout_s=_duration(args.upstream_timeout, "AGENTOPS_UPSTREAM_TIMEOUT", "300s", "--upstream-timeout", 0.01),

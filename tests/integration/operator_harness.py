@@ -13,6 +13,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -168,14 +169,15 @@ class Kube:
         return {e["reason"] for e in self.events(name)}
 
 
-def agent_manifest(name: str, *, labels: dict[str, str] | None = None, health: dict[str, Any] | None = None) -> str:
-    """An Agent with short windows so that health moves within a test."""
+def agent_manifest(name: str, *, labels: dict[str, str] | None = None, health: dict[str, Any] | None = None,
+                   runtime: str = "None") -> str:
+    """An Agent with short windows so that health moves within a test (observed only, by default)."""
     body = {
         "apiVersion": "agentops.dev/v1alpha1",
         "kind": "Agent",
         "metadata": {"name": name, "labels": labels or {}},
         "spec": {
-            "runtime": {"type": "None"},
+            "runtime": {"type": runtime},
             # heartbeatTimeout well above a test's single-report gaps on a loaded machine;
             # the staleness test sets its own.
             "health": {"heartbeatTimeout": "30s", "window": "10s", "minSamples": 5, **(health or {})},
@@ -213,3 +215,36 @@ def report(agent: str, namespace: str, *, requests_: int = 20, latency_ms: float
                    "consecutiveFailures": probe_failures, "lastError": "connection refused" if probe_failures else None},
         "appliedFaults": applied or [],
     }
+
+
+class TelemetryFeed:
+    """Posts a report for each agent every 0.3 s, as its sidecar would; the test says how
+    sick each one is (`set`) and which instance reports. Use as a context manager."""
+
+    def __init__(self, operator: OperatorProcess, namespace: str) -> None:
+        self.operator, self.namespace = operator, namespace
+        self.state: dict[str, tuple[bool, str]] = {}  # agent → (sick, instance id)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def set(self, agent: str, *, sick: bool, instance: str = "i-1") -> None:
+        self.state[agent] = (sick, instance)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for agent, (sick, instance) in list(self.state.items()):
+                body = report(agent, self.namespace, requests_=10, probe_failures=5 if sick else 0, instance=instance,
+                              window=0.3, sidecar=f"{agent}-sidecar")
+                try:
+                    self.operator.post_telemetry(body)
+                except requests.RequestException:  # the operator may be restarting; the next round retries
+                    pass
+            self._stop.wait(0.3)
+
+    def __enter__(self) -> TelemetryFeed:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

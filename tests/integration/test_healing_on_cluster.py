@@ -10,13 +10,12 @@ itself) countable.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from operator_harness import Kube, OperatorProcess, fault_manifest, report, wait_for
+from operator_harness import Kube, OperatorProcess, TelemetryFeed, fault_manifest, report, wait_for
 
 pytestmark = pytest.mark.controlplane
 
@@ -45,41 +44,9 @@ def healing_agent(name: str, *, deployment: str | None = None, healing: dict[str
     })
 
 
-class Telemetry:
-    """Posts a report for each agent every 0.3 s, like its sidecar; the test sets how sick."""
-
-    def __init__(self, operator: OperatorProcess, namespace: str) -> None:
-        self.operator, self.namespace = operator, namespace
-        self.state: dict[str, tuple[bool, str]] = {}  # agent → (sick, instance id)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def set(self, agent: str, *, sick: bool, instance: str = "i-1") -> None:
-        self.state[agent] = (sick, instance)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for agent, (sick, instance) in list(self.state.items()):
-                body = report(agent, self.namespace, requests_=10, probe_failures=5 if sick else 0, instance=instance,
-                              window=0.3, sidecar=f"{agent}-sidecar")
-                try:
-                    self.operator.post_telemetry(body)
-                except Exception:  # the operator may be restarting; the next round retries
-                    pass
-            self._stop.wait(0.3)
-
-    def __enter__(self) -> Telemetry:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture
-def telemetry(operator: OperatorProcess, namespace: str) -> Iterator[Telemetry]:
-    with Telemetry(operator, namespace) as t:
+def telemetry(operator: OperatorProcess, namespace: str) -> Iterator[TelemetryFeed]:
+    with TelemetryFeed(operator, namespace) as t:
         yield t
 
 
@@ -110,7 +77,7 @@ def healing(kube: Kube, agent: str) -> dict[str, Any]:
 
 
 def test_unhealthy_deployment_gets_one_restart_per_decision_then_escalates(
-        kube: Kube, operator: OperatorProcess, telemetry: Telemetry) -> None:
+        kube: Kube, operator: OperatorProcess, telemetry: TelemetryFeed) -> None:
     kube.apply(deployment_manifest("chat"))
     kube.apply(healing_agent("chat"))
     telemetry.set("chat", sick=True)
@@ -145,7 +112,7 @@ def test_unhealthy_deployment_gets_one_restart_per_decision_then_escalates(
 
 
 def test_a_verified_restart_heals_and_a_flapping_agent_keeps_to_budget_and_backoff(
-        kube: Kube, operator: OperatorProcess, telemetry: Telemetry) -> None:
+        kube: Kube, operator: OperatorProcess, telemetry: TelemetryFeed) -> None:
     kube.apply(deployment_manifest("flappy"))
     kube.apply(healing_agent("flappy", healing={**FAST, "budget": {"maxRestarts": 3, "window": "10m"}}))
     log = TokenLog(kube, "flappy")
@@ -180,7 +147,7 @@ def test_cluster_wide_restart_limit_holds_with_many_unhealthy_agents(
         kube.apply(deployment_manifest(n))
         kube.apply(healing_agent(n, healing=slow_verify))
     logs = {n: TokenLog(kube, n) for n in names}
-    with Telemetry(operator, namespace) as telemetry:
+    with TelemetryFeed(operator, namespace) as telemetry:
         for n in names:
             telemetry.set(n, sick=True)
 
@@ -200,7 +167,7 @@ def test_cluster_wide_restart_limit_holds_with_many_unhealthy_agents(
         assert sum(healing(kube, n).get("state") == "Queued" for n in names) == 2
 
 
-def test_missing_deployment_escalates_with_a_clear_reason(kube: Kube, operator: OperatorProcess, telemetry: Telemetry) -> None:
+def test_missing_deployment_escalates_with_a_clear_reason(kube: Kube, operator: OperatorProcess, telemetry: TelemetryFeed) -> None:
     kube.apply(healing_agent("ghost", deployment="no-such-deployment"))
     telemetry.set("ghost", sick=True)
     wait_for(lambda: kube.condition("agent", "ghost", "Stalled").get("status") == "True", timeout=20, what="Stalled")
@@ -209,7 +176,7 @@ def test_missing_deployment_escalates_with_a_clear_reason(kube: Kube, operator: 
     assert "RestartFailed" in kube.event_reasons("ghost")
 
 
-def test_manual_recover_halts_faults_and_restarts_once(kube: Kube, operator: OperatorProcess, telemetry: Telemetry) -> None:
+def test_manual_recover_halts_faults_and_restarts_once(kube: Kube, operator: OperatorProcess, telemetry: TelemetryFeed) -> None:
     kube.apply(deployment_manifest("chat"))
     kube.apply(healing_agent("chat"))
     telemetry.set("chat", sick=False)
@@ -230,7 +197,7 @@ def test_manual_recover_halts_faults_and_restarts_once(kube: Kube, operator: Ope
     assert len(log.poll()) == 1
 
 
-def test_namespace_halt_switch(kube: Kube, operator: OperatorProcess, telemetry: Telemetry, namespace: str) -> None:
+def test_namespace_halt_switch(kube: Kube, operator: OperatorProcess, telemetry: TelemetryFeed, namespace: str) -> None:
     kube.apply(healing_agent("chat", runtime={"type": "None"}))
     telemetry.set("chat", sick=False)
     kube.apply(fault_manifest("slow", agent="chat", duration="10m"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 from cloudrun_standin import CloudRunStandIn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from operator_harness import Kube, OperatorProcess, report, wait_for
+from operator_harness import Kube, OperatorProcess, TelemetryFeed, wait_for
 
 pytestmark = pytest.mark.controlplane
 
@@ -37,29 +36,6 @@ def cloudrun_agent(name: str, service: str) -> str:
         "spec": {"runtime": {"type": "CloudRun", "cloudRun": {"project": PROJECT, "region": REGION, "service": service}},
                  "health": {"heartbeatTimeout": "30s", "window": "10s", "minSamples": 5}, "healing": HEALING},
     })
-
-
-class Telemetry:
-    def __init__(self, operator: OperatorProcess, namespace: str) -> None:
-        self.operator, self.namespace = operator, namespace
-        self.state: dict[str, tuple[bool, str]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for agent, (sick, instance) in list(self.state.items()):
-                try:
-                    self.operator.post_telemetry(report(agent, self.namespace, window=0.3, probe_failures=5 if sick else 0,
-                                                        instance=instance, sidecar=f"{agent}-sidecar"))
-                except Exception:
-                    pass
-            self._stop.wait(0.3)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 @pytest.fixture
@@ -103,10 +79,9 @@ def test_cloud_run_agents_are_restarted_and_refusals_become_clear_status(
                               "--cloudrun-operation-timeout-seconds", "10")
     for name in ("chat", "denied", "missing", "broken"):
         kube.apply(cloudrun_agent(name, service=name))
-    telemetry = Telemetry(operator, namespace)
-    try:
+    with TelemetryFeed(operator, namespace) as telemetry:
         for name in ("chat", "denied", "missing", "broken"):
-            telemetry.state[name] = (True, "rev-1-instance")
+            telemetry.set(name, sick=True, instance="rev-1-instance")
 
         # chat: a new revision through PATCH, the operation polled, then verified.
         wait_for(lambda: healing_state(kube, "chat") == "Verifying", timeout=30, what="chat restarted")
@@ -121,7 +96,7 @@ def test_cloud_run_agents_are_restarted_and_refusals_become_clear_status(
         assert sent["template"]["containers"][0]["image"] == "agents/chat:1.0"
         assert standin.calls("GET", "/operations/"), "the operation was never polled"
         assert "/revisions/chat-00002-" in standin.service(chat)["latestReadyRevision"]  # a second revision, ready
-        telemetry.state["chat"] = (False, "rev-2-instance")
+        telemetry.set("chat", sick=False, instance="rev-2-instance")
         wait_for(lambda: kube.status("agent", "chat")["incidents"][-1]["state"] == "Healed", timeout=20, what="chat healed")
 
         # 403, 404: not retryable, escalated at once with the reason and the service named.
@@ -141,8 +116,6 @@ def test_cloud_run_agents_are_restarted_and_refusals_become_clear_status(
         assert [t.get("revision", "").rsplit("/", 1)[-1] for t in traffic] == ["broken-00001-abc"], traffic
         assert "RestartFailed" in kube.event_reasons("broken")
         assert operator.metric("agentops_restarts_total", runtime="CloudRun", result="Verified") == 1
-    finally:
-        telemetry.close()
 
 
 @pytest.mark.timeout(60)
@@ -154,12 +127,9 @@ def test_missing_credentials_are_named_in_the_status(
     standin.add_service(PROJECT, REGION, "chat")
     operator = start_operator("--status-heartbeat-seconds", "2", "--cloudrun-endpoint", standin.endpoint)
     kube.apply(cloudrun_agent("chat", service="chat"))
-    telemetry = Telemetry(operator, namespace)
-    try:
-        telemetry.state["chat"] = (True, "rev-1-instance")
+    with TelemetryFeed(operator, namespace) as telemetry:
+        telemetry.set("chat", sick=True, instance="rev-1-instance")
         wait_for(lambda: kube.condition("agent", "chat", "Stalled").get("status") == "True", timeout=30, what="Stalled")
-    finally:
-        telemetry.close()
     stalled = kube.condition("agent", "chat", "Stalled")
     assert stalled["reason"] == "CloudRunCredentialsMissing", stalled
     assert "Application Default Credentials" in stalled["message"]

@@ -8,14 +8,13 @@ is down, and after it returns the final state is there without anyone intervenin
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from firestore_emulator import FirestoreEmulator, own_firestore_emulator  # noqa: F401 (fixture)
 from google.cloud import firestore
-from operator_harness import Kube, OperatorProcess, report, wait_for
+from operator_harness import Kube, OperatorProcess, TelemetryFeed, wait_for
 
 pytestmark = pytest.mark.controlplane
 
@@ -28,29 +27,6 @@ def agent(name: str) -> str:
         "apiVersion": "agentops.dev/v1alpha1", "kind": "Agent", "metadata": {"name": name},
         "spec": {"runtime": {"type": "None"}, "health": {"heartbeatTimeout": "30s", "window": "5s", "minSamples": 5}},
     })
-
-
-class Reports:
-    """Healthy or sick telemetry every 0.3 s, as a sidecar would send it."""
-
-    def __init__(self, operator: OperatorProcess, namespace: str, name: str) -> None:
-        self.operator, self.namespace, self.name = operator, namespace, name
-        self.sick = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.operator.post_telemetry(report(self.name, self.namespace, window=0.3, probe_failures=5 if self.sick else 0))
-            except Exception:
-                pass
-            self._stop.wait(0.3)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 @pytest.fixture
@@ -75,9 +51,9 @@ def test_operator_mirrors_state_and_incidents_and_recovers_after_an_outage(
         mirrored: tuple[OperatorProcess, FirestoreEmulator, firestore.Client], kube: Kube, namespace: str) -> None:
     operator, emulator, client = mirrored
     kube.apply(agent("chat"))
-    reports = Reports(operator, namespace, "chat")
     path = f"{COLLECTION}/{namespace}:chat"
-    try:
+    with TelemetryFeed(operator, namespace) as reports:
+        reports.set("chat", sick=False)
         wait_for(lambda: (d := doc(client, path)) is not None and d.get("phase") == "Healthy", timeout=30, what="Healthy in Firestore")
         got = doc(client, path)
         assert got is not None and got["namespace"] == namespace and got["name"] == "chat"
@@ -85,7 +61,7 @@ def test_operator_mirrors_state_and_incidents_and_recovers_after_an_outage(
 
         # Firestore goes away; the agent falls ill and an incident opens meanwhile.
         emulator.stop()
-        reports.sick = True
+        reports.set("chat", sick=True)
         wait_for(lambda: kube.status("agent", "chat").get("phase") == "Unhealthy", timeout=20, what="Unhealthy while Firestore is down")
         assert operator.metric("agentops_firestore_outages_total") >= 1
         emulator.start()  # back, and empty
@@ -95,11 +71,9 @@ def test_operator_mirrors_state_and_incidents_and_recovers_after_an_outage(
         assert [i.id for i in incidents] == ["inc-1"] and incidents[0].to_dict()["state"] == "Open"
 
         # Healthy again: the incident ends, and Firestore follows.
-        reports.sick = False
+        reports.set("chat", sick=False)
         wait_for(lambda: (d := doc(client, f"{path}/incidents/inc-1")) is not None and d.get("state") == "Observed", timeout=30,
                  what="incident end mirrored")
-    finally:
-        reports.close()
     # A deleted Agent's state document goes; its incidents stay as history.
     kube.delete("agent", "chat")
     wait_for(lambda: doc(client, path) is None, timeout=20, what="state document removed")

@@ -117,7 +117,10 @@ def test_original_workflow(workflow_operator: OperatorProcess, agents: dict[str,
         wait_for(lambda: p95(kube, "chat") > 2000, timeout=40, what="chat p95 > 2000 ms in status")
         wait_for(lambda: phase(kube, "chat") == "Degraded", timeout=20, what="chat Degraded")
         assert kube.condition("agent", "chat", "Ready")["reason"] == "LatencyElevated"
-        assert phase(kube, "summary") == "Healthy"  # the fault hit only its target
+        # The fault hit only its target: nothing enforced beside summary, and its latency
+        # nowhere near the injected 2.5 s (its phase is not asserted: on a loaded 2-core
+        # machine a 5 s window can cross the 1 s degraded threshold on its own).
+        assert summary.enforced() == [] and p95(kube, "summary") < 2000, kube.status("agent", "summary")
 
         # 3. An error fault and a crash fault → Unhealthy.
         kube.apply(fault_manifest("errors-summary", agent="summary", type_="Error", params={"statusCode": 500}, duration="5m"))
