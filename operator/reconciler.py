@@ -436,7 +436,7 @@ class Reconciler:
         if rec is None:
             return
         th = rec.thresholds
-        summary = self.telemetry.summary(key, now=mono, window_s=th.window_s)
+        summary = self.telemetry.summary(key, now=mono, window_s=th.window_s, stale_s=th.heartbeat_timeout_s)
         if summary is None and rec.status.get("phase") not in (None, "Unknown") and mono - self._started < th.heartbeat_timeout_s:
             # Just restarted: telemetry windows are soft state and empty, but the
             # sidecars will report within their interval. Judging now would flip every

@@ -101,8 +101,12 @@ class TelemetryStore:
         windows = self._agents.get(key)
         return windows.last_report_wall if windows else None
 
-    def summary(self, key: Key, *, now: float, window_s: float) -> WindowSummary | None:
+    def summary(self, key: Key, *, now: float, window_s: float, stale_s: float | None = None) -> WindowSummary | None:
         """Merge every report received within `window_s` before `now` (monotonic).
+
+        A reporter silent for longer than `stale_s` (the heartbeat timeout) does not
+        speak for the agent while another one is fresh: after a rolling restart the old
+        pods' last (failing) reports must not outvote the new pods for a whole window.
 
         Also prunes what has aged out, so memory follows the window. Returns None when
         nothing was ever received for this agent.
@@ -111,6 +115,8 @@ class TelemetryStore:
         if windows is None or not windows.reporters:
             return None
         horizon = now - window_s
+        newest = max((r.entries[-1].received for r in windows.reporters.values() if r.entries), default=0.0)
+        fresh_exists = stale_s is not None and newest >= now - stale_s
         requests = errors = ok = failed = 0
         restarts = 0
         buckets: dict[float, int] = {}
@@ -134,6 +140,8 @@ class TelemetryStore:
                 if len(windows.reporters) > 1:
                     del windows.reporters[sidecar]
                 continue
+            if fresh_exists and stale_s is not None and latest.received < now - stale_s:
+                continue  # gone quiet while others report: a replaced pod
             reporter_covered = 0.0
             for e in entries:
                 requests += e.requests

@@ -184,3 +184,28 @@ def test_bucket_keys_for_the_same_bound_are_added() -> None:
     store = TelemetryStore()
     store.add(KEY, make_report(requests=10, buckets={"100": 4, "100.0": 6}), received=1.0, wall=WALL)
     assert dict(store.summary(KEY, now=2.0, window_s=60.0).latency_buckets) == {100.0: 10}
+
+
+def test_a_reporter_stale_beyond_the_heartbeat_timeout_yields_to_fresh_ones() -> None:
+    # A rolling restart: the old pod's sidecar last reported failing probes 40 s ago,
+    # well within the 60 s window, and the new pod reports healthy.
+    store = TelemetryStore()
+    store.add(KEY, make_report(sidecar="old", instance="pod-old", consecutive=5), received=60.0, wall=WALL)
+    store.add(KEY, make_report(sidecar="new", instance="pod-new"), received=99.0, wall=WALL)
+    within_window = store.summary(KEY, now=100.0, window_s=60.0)
+    assert within_window is not None and within_window.reporters == 2  # without a staleness bound both speak
+    s = store.summary(KEY, now=100.0, window_s=60.0, stale_s=30.0)
+    assert s is not None and s.instances == ("pod-new",) and s.consecutive_probe_failures == (0,)
+    # Alone, a stale reporter still speaks: its staleness is what the verdict reports.
+    alone = TelemetryStore()
+    alone.add(KEY, make_report(sidecar="old", consecutive=5), received=60.0, wall=WALL)
+    only = alone.summary(KEY, now=100.0, window_s=60.0, stale_s=30.0)
+    assert only is not None and only.reporters == 1 and only.last_report_age_s == 40.0
+
+
+def test_a_new_instance_behind_the_same_sidecar_starts_a_fresh_window() -> None:
+    store = TelemetryStore()
+    store.add(KEY, make_report(sidecar="sc", instance="run-1", errors={"http5xx": 10}), received=0.0, wall=WALL)
+    store.add(KEY, make_report(sidecar="sc", instance="run-2"), received=5.0, wall=WALL)
+    s = store.summary(KEY, now=6.0, window_s=60.0)
+    assert s is not None and s.server_errors == 0 and s.requests == 10 and s.instances == ("run-2",)
