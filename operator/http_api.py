@@ -24,7 +24,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agentops.errors import InvalidField
 from agentops.wire import AssignmentSet, validate_report
-from agentops_operator.reconciler import Reconciler, UnknownAgent
+from agentops_operator.reconciler import Reconciler
+from agentops_operator.records import UnknownAgent
 from agentops_operator.resources import Key
 
 log = logging.getLogger(__name__)

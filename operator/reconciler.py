@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from datetime import datetime
+from typing import Any
 
 from agentops.errors import AgentOpsError
 from agentops.wire import FaultAssignment, TelemetryReport
@@ -27,11 +26,12 @@ from agentops_operator import agent_status, fault_lifecycle, healing_policy, sto
 from agentops_operator.assignments import AssignmentBoard
 from agentops_operator.conditions import find
 from agentops_operator.deadlines import DeadlineHeap
+from agentops_operator.halt_switch import ALL, HaltSwitch
 from agentops_operator.health import assess
-from agentops_operator.incidents import Incident
 from agentops_operator.metrics import OperatorMetrics
+from agentops_operator.records import AgentRecord, Clock, FaultRecord, Mirror, UnknownAgent
 from agentops_operator.resources import (
-    AGENTS, FAULTS, HALT_ALL_ANNOTATION, HALT_ANNOTATION, RECOVER_ANNOTATION, RESTART_ANNOTATION, FaultSpec, HealingPolicy,
+    AGENTS, FAULTS, RECOVER_ANNOTATION, RESTART_ANNOTATION, FaultSpec, HealingPolicy,
     HealthThresholds, Key, ObjectRef, RuntimeSpec, format_time, parse_time,
 )
 from agentops_operator.restart_runner import RestartRunner
@@ -45,61 +45,6 @@ log = logging.getLogger(__name__)
 GAUGE_REFRESH_S = 1.0
 # Wake at least this often even with nothing due, as a guard against a missed wake-up.
 MAX_IDLE_S = 30.0
-
-
-class UnknownAgent(AgentOpsError):
-    pass
-
-
-class Mirror(Protocol):
-    """The optional Firestore mirror (firestore_mirror.FirestoreMirror): non-blocking puts."""
-
-    def put_agent(self, namespace: str, name: str, doc: dict[str, Any]) -> None: ...
-    def put_incident(self, namespace: str, name: str, incident_id: str, doc: dict[str, Any]) -> None: ...
-    def remove_agent(self, namespace: str, name: str) -> None: ...
-
-
-@dataclass
-class Clock:
-    """Wall and monotonic time, injectable so that tests need no sleeps."""
-
-    wall: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
-    mono: Callable[[], float] = field(default=time.monotonic)
-
-
-@dataclass
-class AgentRecord:
-    ref: ObjectRef
-    generation: int
-    labels: dict[str, str]
-    thresholds: HealthThresholds
-    status: dict[str, Any]  # the last status written by us, else the one observed
-    restart: str | None = None  # RESTART_ANNOTATION's value
-    recover: str | None = None  # RECOVER_ANNOTATION's value
-    last_write: float = float("-inf")  # monotonic
-    seen: float = 0.0  # monotonic time of the last watch event or list that included it
-    policy: HealingPolicy = field(default_factory=HealingPolicy)
-    runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
-    healing: healing_policy.HealingState = field(default_factory=healing_policy.HealingState)
-    incidents: list[Incident] = field(default_factory=list)
-    outcome: RestartOutcome | None = None  # the runtime's answer to the restart in flight
-    spec_changed: bool = False
-
-
-@dataclass
-class FaultRecord:
-    ref: ObjectRef
-    generation: int
-    created: datetime
-    spec: FaultSpec | None
-    spec_error: str | None
-    status: dict[str, Any]
-    enforced_on: tuple[str, ...] = ()  # agent names whose sidecars must enforce it now
-    seen: float = 0.0
-    stop: fault_lifecycle.EarlyStop | None = None  # end it early (recover, stop condition)
-    # Agents restarted since this (Crash) fault struck them: a crash is cured by a
-    # restart, so it is no longer assigned to them — even to a brand-new pod's sidecar.
-    cured_on: set[str] = field(default_factory=set)
 
 
 def _ref(body: dict[str, Any], kind: str, plural: str) -> ObjectRef:
@@ -128,12 +73,10 @@ class Reconciler:
         if restarts is not None:
             restarts.on_done = self.restart_finished
         self.max_concurrent_restarts = max_concurrent_restarts
-        self.control_namespace = control_namespace
+        self.halts = HaltSwitch(control_namespace)
         self.mirror = mirror
         self._slot_holders: set[Key] = set()  # agents restarting or verifying a restart
         self._queued: set[Key] = set()  # agents waiting for a restart slot
-        self._halted_ns: dict[str, str] = {}  # namespace → reason (HALT_ANNOTATION)
-        self._halt_all: str | None = None  # HALT_ALL_ANNOTATION on the control namespace
         self.board = AssignmentBoard()
         self.telemetry = TelemetryStore()
         self.agents: dict[Key, AgentRecord] = {}
@@ -212,39 +155,13 @@ class Reconciler:
             self._mark_agent(key)
 
     def namespace_event(self, event_type: str | None, body: dict[str, Any]) -> None:
-        """The halt switch: annotations on Namespaces (see resources.HALT_ANNOTATION)."""
-        name = body["metadata"]["name"]
-        annotations = {} if event_type == "DELETED" else (body["metadata"].get("annotations") or {})
-        before = (self._halted_ns.get(name), self._halt_all)
-        reason = annotations.get(HALT_ANNOTATION)
-        if reason is not None:
-            self._halted_ns[name] = reason or "no reason given"
-        else:
-            self._halted_ns.pop(name, None)
-        if name == self.control_namespace:
-            everything = annotations.get(HALT_ALL_ANNOTATION)
-            self._halt_all = (everything or "no reason given") if everything is not None else None
-        if (self._halted_ns.get(name), self._halt_all) == before:
-            return
-        log.warning("halt switch: namespace %s %s; cluster %s", name,
-                    f"halted ({self._halted_ns[name]})" if name in self._halted_ns else "not halted",
-                    f"halted ({self._halt_all})" if self._halt_all is not None else "not halted")
-        if self._halt_all != before[1]:
+        """The halt switch (see halt_switch.py): a Namespace's annotations changed."""
+        changed = self.halts.observe(event_type, body)
+        if changed == ALL:
             for ns in list(self._faults_in_ns):
                 self._mark_namespace_faults(ns)
-        else:
-            self._mark_namespace_faults(name)
-
-    def _halt(self, namespace: str) -> fault_lifecycle.EarlyStop | None:
-        if self._halt_all is not None:
-            return fault_lifecycle.EarlyStop(
-                fault_lifecycle.HALTED, "ClusterHalted",
-                f"every fault in the cluster is halted: {self._halt_all} (annotation {HALT_ALL_ANNOTATION} on namespace {self.control_namespace})")
-        if namespace in self._halted_ns:
-            return fault_lifecycle.EarlyStop(
-                fault_lifecycle.HALTED, "NamespaceHalted",
-                f"namespace {namespace} is halted: {self._halted_ns[namespace]} (annotation {HALT_ANNOTATION}; remove it to allow faults again)")
-        return None
+        elif changed is not None:
+            self._mark_namespace_faults(changed)
 
     def restart_finished(self, key: Key, token: str, outcome: RestartOutcome) -> None:
         """A runtime's answer (from the RestartRunner, on the loop)."""
@@ -383,7 +300,7 @@ class Reconciler:
             decision = fault_lifecycle.invalid_spec(rec.status, rec.generation, rec.spec_error or "invalid spec", wall)
         else:
             view = fault_lifecycle.FaultView(key.name, rec.generation, rec.created, rec.spec, rec.status)
-            decision = fault_lifecycle.decide(view, self._targets(rec), wall, rec.stop or self._halt(key.namespace))
+            decision = fault_lifecycle.decide(view, self._targets(rec), wall, rec.stop or self.halts.stop_for(key.namespace))
             if decision.status.get("phase") in (fault_lifecycle.HALTED, fault_lifecycle.ABORTED) and decision.status != rec.status:
                 self.metrics.fault_early_stops.labels(phase=decision.status["phase"]).inc()
         if decision.status != rec.status:

@@ -10,7 +10,8 @@ import pytest
 
 from agentops.wire import TelemetryReport, validate_report
 from agentops_operator.metrics import OperatorMetrics
-from agentops_operator.reconciler import Clock, Reconciler, UnknownAgent
+from agentops_operator.reconciler import Reconciler
+from agentops_operator.records import Clock, UnknownAgent
 from agentops_operator.resources import AGENTS, FAULTS, Key, ObjectRef
 
 NS = "team-a"

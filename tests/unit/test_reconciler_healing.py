@@ -171,7 +171,7 @@ def test_cluster_halt_comes_from_the_control_namespace_only() -> None:
     env.r.namespace_event("MODIFIED", namespace("elsewhere", {"agentops.dev/halt-all": "x"}))
     env.r.process()
     assert env.fault_status("slow")["phase"] == "Active"
-    env.r.namespace_event("MODIFIED", namespace(env.r.control_namespace, {"agentops.dev/halt-all": "game day over"}))
+    env.r.namespace_event("MODIFIED", namespace(env.r.halts.control_namespace, {"agentops.dev/halt-all": "game day over"}))
     env.r.process()
     assert env.fault_status("slow")["phase"] == "Halted"
     assert "game day over" in env.fault_status("slow")["message"]
