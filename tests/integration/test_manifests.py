@@ -1,0 +1,324 @@
+"""What a platform engineer installs (manifests/, crds/Kustomization), on a real API server.
+
+1. Every kustomization renders with kubectl's own kustomize, without a warning
+   (deprecated fields warn), with the standard labels on every object.
+2. The API server accepts every rendering as it is - server-side dry run, with the CRDs
+   installed (CEL rules, schemas) and Pod Security admission judging each pod template
+   against the "restricted" profile its namespace asks for (a violation is a warning).
+3. RBAC grants what the components use and nothing else: the base's ServiceAccounts,
+   roles and bindings are applied for real and asked with `kubectl auth can-i` while
+   impersonating each ServiceAccount; the real operator then runs with nothing but its
+   own ServiceAccount's token and heals a Deployment without one refused request.
+4. kind-config.yaml and the e2e workflow agree with the manifests (the workflow itself
+   cannot run here: it needs Docker and kind).
+
+With AGENTOPS_TEST_EXISTING_CLUSTER=1 (the e2e workflow runs this module on kind after
+installing AgentOps) only what is missing is created, and only that is deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from operator_harness import Kube, OperatorProcess, TelemetryFeed, wait_for
+from rendered_manifests import REPO_ROOT, AppliedObjects, Rendering, as_json, labels, manifest, render
+
+from agentops.kubeconfig import service_account_kubeconfig
+
+pytestmark = pytest.mark.timeout(90)
+
+KUSTOMIZATIONS = ("crds", "manifests/base", "manifests/samples/cluster", "manifests/overlays/kind", "manifests/overlays/gke")
+SAMPLE_FAULTS = sorted((REPO_ROOT / "manifests" / "samples" / "cluster" / "faults").glob("*.yaml"))
+RBAC_KINDS = ("ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+
+OPERATOR = "system:serviceaccount:agentops-system:agentops-operator"
+UI = "system:serviceaccount:agentops-system:agentops-ui"
+SIDECAR = "system:serviceaccount:agents-demo:agentops-sidecar"
+
+AGENTS, FAULTS = "agents.agentops.dev", "faults.agentops.dev"
+DEPLOYMENTS, CRDS = "deployments.apps", "customresourcedefinitions.apiextensions.k8s.io"
+CLUSTERROLES = "clusterroles.rbac.authorization.k8s.io"
+
+# (verb, resource, subresource), asked cluster-wide. Why each is needed:
+# manifests/base/operator-rbac.yaml, next to each rule.
+OPERATOR_NEEDS = [
+    *[(verb, resource, "") for resource in (AGENTS, FAULTS, "namespaces") for verb in ("get", "list", "watch")],
+    ("patch", AGENTS, "status"), ("patch", FAULTS, "status"),
+    ("create", "events", ""),
+    ("get", DEPLOYMENTS, ""), ("patch", DEPLOYMENTS, ""),
+    ("list", CRDS, ""), ("watch", CRDS, ""),
+]
+OPERATOR_REFUSED = [
+    # Spec and lifecycle of the custom resources belong to people and GitOps.
+    *[(verb, resource, "") for resource in (AGENTS, FAULTS) for verb in ("create", "update", "patch", "delete", "deletecollection")],
+    ("update", AGENTS, "status"), ("update", FAULTS, "status"),
+    # No secrets, no config, no pods, no exec.
+    *[(verb, "secrets", "") for verb in ("get", "list", "watch")],
+    ("get", "configmaps", ""), ("get", "pods", ""), ("delete", "pods", ""), ("create", "pods", "exec"),
+    # A restart patches the pod template; nothing else on Deployments.
+    *[(verb, DEPLOYMENTS, "") for verb in ("list", "watch", "create", "update", "delete")],
+    ("patch", DEPLOYMENTS, "scale"), ("update", DEPLOYMENTS, "scale"),
+    # Its own Events are created, never read back or changed.
+    *[(verb, "events", "") for verb in ("list", "update", "patch", "delete")],
+    # The halt annotations are set by people.
+    *[(verb, "namespaces", "") for verb in ("create", "update", "patch", "delete")],
+    *[(verb, CRDS, "") for verb in ("create", "update", "delete")],
+    # No way to more rights.
+    ("create", "serviceaccounts", "token"), ("impersonate", "serviceaccounts", ""), ("impersonate", "users", ""),
+    ("bind", CLUSTERROLES, ""), ("escalate", CLUSTERROLES, ""), ("create", "clusterrolebindings.rbac.authorization.k8s.io", ""),
+]
+UI_READS = [(verb, resource, "") for resource in (AGENTS, FAULTS, "events") for verb in ("get", "list", "watch")]
+UI_REFUSED = [
+    *[(verb, resource, "") for resource in (AGENTS, FAULTS, "events", "pods", DEPLOYMENTS, "namespaces", "configmaps", "secrets")
+      for verb in ("create", "update", "patch", "delete", "deletecollection")],
+    ("patch", AGENTS, "status"), ("get", "secrets", ""), ("list", "pods", ""), ("get", "namespaces", ""),
+]
+
+
+@pytest.fixture(scope="module")
+def renderings(cluster: Any) -> dict[str, Rendering]:
+    return {path: render(cluster, path) for path in KUSTOMIZATIONS}
+
+
+@pytest.fixture(scope="module")
+def applied(cluster: Any, crds: Any) -> Iterator[AppliedObjects]:
+    objects = AppliedObjects(cluster)
+    try:
+        yield objects
+    finally:
+        objects.delete_created()
+
+
+@pytest.fixture(scope="module")
+def namespaces(applied: AppliedObjects, renderings: dict[str, Rendering]) -> None:
+    """Every Namespace the renderings declare, for real: a dry run cannot put an object
+    into a namespace that does not exist, and Pod Security reads the namespace's labels."""
+    unique = {ns["metadata"]["name"]: ns for r in renderings.values() for ns in r.of_kind("Namespace")}
+    applied.apply(list(unique.values()))
+
+
+@pytest.fixture(scope="module")
+def rbac(applied: AppliedObjects, namespaces: None, renderings: dict[str, Rendering]) -> None:
+    """The base's ServiceAccounts, roles and bindings and the sample agents' ServiceAccount, for real."""
+    applied.apply([*renderings["manifests/base"].of_kind(*RBAC_KINDS),
+                   *renderings["manifests/samples/cluster"].of_kind("ServiceAccount")])
+
+
+def can_i(cluster: Any, who: str, verb: str, resource: str, subresource: str = "") -> bool:
+    args = ["auth", "can-i", verb, resource, f"--as={who}", "--all-namespaces", *([f"--subresource={subresource}"] if subresource else [])]
+    proc = cluster.kubectl(*args, check=False)
+    answer: str = proc.stdout.strip()
+    assert answer in ("yes", "no"), f"kubectl {' '.join(args)}: {proc.stdout}{proc.stderr}"
+    return answer == "yes"
+
+
+def wrong_answers(cluster: Any, who: str, checks: list[tuple[str, str, str]], *, expected: bool) -> list[str]:
+    """The checks `kubectl auth can-i` does not answer with `expected` (asked a few at a time)."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda check: can_i(cluster, who, *check), checks))
+    return [" ".join(filter(None, check)) for check, answer in zip(checks, answers) if answer != expected]
+
+
+# --- 1. rendering ---
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS)
+def test_renders_without_warnings_and_labels_everything(renderings: dict[str, Rendering], path: str) -> None:
+    rendering = renderings[path]
+    assert rendering.objects, f"{path} rendered nothing"
+    assert rendering.stderr.strip() == "", f"kubectl kustomize {path} warned:\n{rendering.stderr}"
+    for obj in rendering.objects:
+        templates = [obj["spec"]["template"]] if obj["kind"] == "Deployment" else []
+        for where in (obj, *templates):
+            missing = {"app.kubernetes.io/name", "app.kubernetes.io/part-of", "app.kubernetes.io/component"} - set(labels(where))
+            assert not missing, f"{path}: {obj['kind']} {obj['metadata']['name']} lacks {sorted(missing)}"
+
+
+def test_base_installs_what_the_operator_needs(renderings: dict[str, Rendering]) -> None:
+    base = renderings["manifests/base"]
+    assert {o["metadata"]["name"] for o in base.of_kind("CustomResourceDefinition")} == {AGENTS, FAULTS}
+    operator = base.find("Deployment", "agentops-operator")
+    assert operator["spec"]["replicas"] == 1 and operator["spec"]["strategy"] == {"type": "Recreate"}
+    pod = operator["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["AGENTOPS_ALL_NAMESPACES"]["value"] == "1"
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["AGENTOPS_LIVENESS"]["value"] == "http://0.0.0.0:8081/healthz"
+    token_dir = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "api-token")
+    assert env["AGENTOPS_API_TOKEN_FILE"]["value"] == f"{token_dir}/token"
+    # No Secret is rendered anywhere: the token is created by whoever installs.
+    assert not [o for r in renderings.values() for o in r.of_kind("Secret")]
+    service = base.find("Service", "agentops-operator")
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http"}]
+    chat = renderings["manifests/samples/cluster"].find("Deployment", "chat")["spec"]["template"]["spec"]
+    (sidecar,) = [c for c in chat["containers"] if c["name"] == "sidecar"]
+    sidecar_env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    assert sidecar_env["AGENTOPS_OPERATOR_URL"] == "http://agentops-operator.agentops-system.svc:8080"
+
+
+@pytest.mark.parametrize("path", [p for p in KUSTOMIZATIONS if p != "crds"])
+def test_pods_run_restricted_with_a_read_only_root(renderings: dict[str, Rendering], path: str) -> None:
+    uid = int(re.search(r"^USER (\d+)", (REPO_ROOT / "Dockerfile").read_text(), re.M).group(1))  # type: ignore[union-attr]
+    for name, pod in renderings[path].pod_specs():
+        context = pod["securityContext"]
+        assert context["runAsNonRoot"] is True and context["runAsUser"] == uid, (name, context)
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        writable = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+        for container in pod["containers"]:
+            where = f"{path}: {name}/{container['name']}"
+            assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                                    "capabilities": {"drop": ["ALL"]}}, where
+            tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
+            assert len(tmp) == 1 and tmp[0]["name"] in writable, f"{where}: no emptyDir on /tmp"
+            assert container["resources"]["requests"] and container["resources"]["limits"], where
+
+
+# --- 2. the API server accepts them ---
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS)
+def test_the_api_server_accepts_each_rendering(cluster: Any, renderings: dict[str, Rendering], namespaces: None, path: str) -> None:
+    proc = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest(renderings[path].objects))
+    assert len(proc.stdout.splitlines()) == len(renderings[path].objects)
+    # Pod Security admission answers a template that breaks "restricted" with a warning.
+    assert "warning" not in proc.stderr.lower(), proc.stderr
+
+
+@pytest.mark.parametrize("fault", SAMPLE_FAULTS, ids=lambda p: p.stem)
+def test_the_api_server_accepts_each_sample_fault(cluster: Any, namespaces: None, fault: Path) -> None:
+    proc = cluster.kubectl("apply", "--dry-run=server", "-f", str(fault))
+    assert "created (server dry run)" in proc.stdout or "configured (server dry run)" in proc.stdout, proc.stdout
+    assert proc.stderr.strip() == "", proc.stderr
+
+
+# --- 3. RBAC ---
+
+
+def test_no_role_uses_a_wildcard(renderings: dict[str, Rendering]) -> None:
+    roles = [role for r in renderings.values() for role in r.of_kind("Role", "ClusterRole")]
+    assert {role["metadata"]["name"] for role in roles} >= {"agentops-operator", "agentops-ui"}
+    for role in roles:
+        assert "aggregationRule" not in role, role["metadata"]["name"]
+        for rule in role["rules"]:
+            for key in ("verbs", "apiGroups", "resources", "resourceNames", "nonResourceURLs"):
+                assert not [v for v in rule.get(key, []) if "*" in v], f"{role['metadata']['name']}: {key} {rule[key]}"
+
+
+def test_the_operator_may_do_exactly_what_it_uses(cluster: Any, rbac: None) -> None:
+    assert wrong_answers(cluster, OPERATOR, OPERATOR_NEEDS, expected=True) == [], "refused, but the operator needs it"
+    assert wrong_answers(cluster, OPERATOR, OPERATOR_REFUSED, expected=False) == [], "allowed, but the operator must not"
+
+
+def test_the_ui_reads_agents_faults_and_events_and_writes_nothing(cluster: Any, rbac: None) -> None:
+    assert wrong_answers(cluster, UI, UI_READS, expected=True) == [], "refused, but the UI shows it"
+    assert wrong_answers(cluster, UI, UI_REFUSED, expected=False) == [], "allowed, but the UI is read-only"
+
+
+def test_the_sidecar_identity_has_no_rights_at_all(cluster: Any, rbac: None, renderings: dict[str, Rendering]) -> None:
+    def rights(user: str) -> str:
+        return str(cluster.kubectl("auth", "can-i", "--list", f"--as={user}", "-n", "agents-demo").stdout)
+
+    # Exactly what every authenticated identity may do (discovery, self-reviews).
+    fresh = f"system:serviceaccount:agents-demo:nobody-{uuid.uuid4().hex[:8]}"
+    assert rights(SIDECAR) == rights(fresh)
+    assert "agentops.dev" not in rights(SIDECAR)
+    samples = renderings["manifests/samples/cluster"]
+    assert samples.find("ServiceAccount", "agentops-sidecar")["automountServiceAccountToken"] is False
+    for name in ("chat", "summary"):
+        pod = samples.find("Deployment", name)["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == "agentops-sidecar" and pod["automountServiceAccountToken"] is False, name
+    bindings = [b for r in renderings.values() for b in r.of_kind("RoleBinding", "ClusterRoleBinding")]
+    assert not [b for b in bindings for s in b["subjects"] if s["name"] == "agentops-sidecar"]
+
+
+@pytest.mark.timeout(120)
+def test_the_operator_heals_with_nothing_but_its_own_rights(
+        cluster: Any, rbac: None, renderings: dict[str, Rendering], namespace: str, tmp_path: Path) -> None:
+    """The real operator, with only its ServiceAccount's token, watches, writes status
+    and Events and restarts a Deployment - and not one request of it is refused."""
+    if os.environ.get("AGENTOPS_TEST_EXISTING_CLUSTER") == "1":
+        pytest.skip("an installed operator watches every namespace and would heal the same agent")
+    kubeconfig = service_account_kubeconfig(str(cluster.kubectl_path), cluster.env(), namespace="agentops-system",
+                                            service_account="agentops-operator", path=tmp_path / "operator.kubeconfig",
+                                            duration="1h")
+    samples = renderings["manifests/samples/cluster"]
+    agent = samples.find("Agent", "chat")
+    quick = {**agent, "spec": {**agent["spec"], "healing": {"unhealthyFor": "1s", "verifyTimeout": "30s"}}}
+    kube = Kube(cluster, namespace)
+    kube.apply(as_json(samples.find("Deployment", "chat"), namespace=namespace))
+    kube.apply(as_json(quick, namespace=namespace))
+    kube.apply(as_json(yaml.safe_load((REPO_ROOT / "manifests/samples/cluster/faults/latency.yaml").read_text()), namespace=namespace))
+    operator = OperatorProcess(env={**cluster.env(), "KUBECONFIG": str(kubeconfig)}, namespace=namespace,
+                               log_path=tmp_path / "operator.log")
+    operator.start()
+    try:
+        # Fault status (faults/status), then a restart (deployments get + patch,
+        # agents/status, events) for an agent whose sidecar reports it sick.
+        wait_for(lambda: kube.status("fault", "chat-latency").get("phase") == "Active", timeout=20, what="the fault Active")
+        with TelemetryFeed(operator, namespace) as telemetry:
+            telemetry.set("chat", sick=True)
+            wait_for(lambda: kube.status("agent", "chat").get("restartCount", 0) >= 1, timeout=30, what="a restart")
+        annotations = kube.get("deployment", "chat")["spec"]["template"]["metadata"].get("annotations") or {}
+        assert "agentops.dev/restart-token" in annotations
+        assert "RestartStarted" in kube.event_reasons("chat")
+    finally:
+        operator.stop()
+    log = operator.log_path.read_text()
+    refused = [line for line in log.splitlines() if re.search(r"\b403\b|forbidden|permission", line, re.I)]
+    assert refused == [], "\n".join(refused)
+
+
+# --- 4. kind and the e2e workflow ---
+
+
+def test_kind_config_pins_a_node_image_and_forwards_the_ui(renderings: dict[str, Rendering]) -> None:
+    config = yaml.safe_load((REPO_ROOT / "kind-config.yaml").read_text())
+    (node,) = config["nodes"]
+    image = re.fullmatch(r"kindest/node:v1\.(\d+)\.\d+@sha256:[0-9a-f]{64}", node["image"])
+    assert image and int(image.group(1)) >= 29, node["image"]  # CEL validation rules in the CRDs
+    (mapping,) = node["extraPortMappings"]
+    ui = renderings["manifests/overlays/kind"].find("Service", "agentops-ui")["spec"]
+    assert ui["type"] == "NodePort" and ui["ports"][0]["nodePort"] == mapping["containerPort"]
+    assert mapping["listenAddress"] == "127.0.0.1"
+
+
+def test_the_e2e_workflow_walks_the_original_workflow_on_kind() -> None:
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "e2e-kind.yaml").read_text())
+    (job,) = workflow["jobs"].values()
+    steps = job["steps"]
+    assert all(re.search(r"@[0-9a-f]{40}$", s["uses"]) for s in steps if "uses" in s), "actions pinned by commit"
+    script = "\n".join(s.get("run", "") for s in steps if s.get("if") != "failure()")
+    in_order = [
+        "kind create cluster --config kind-config.yaml",
+        "docker build -t agentops:dev .",
+        "kind load docker-image agentops:dev",
+        "kubectl create secret generic agentops-api-token",
+        "kubectl apply -k manifests/overlays/kind",
+        "--for=condition=Established",
+        "--for=condition=Available deployment/agentops-operator",
+        "kubectl apply -k manifests/samples/cluster",
+        "--for=condition=Ready agent/chat",
+        "faults/latency.yaml",
+        "=Degraded agent/chat",
+        "faults/crash.yaml",
+        "restartCount",
+        "--for=condition=Ready agent/chat",
+    ]
+    at = 0
+    for text in in_order:
+        found = script.find(text, at)
+        assert found >= 0, f"the workflow does not {text!r} after the steps before it"
+        at = found + len(text)
+    for path in re.findall(r"(?:manifests/[\w./-]+|kind-config\.yaml)", script):
+        assert (REPO_ROOT / path).exists(), path
+    diagnostics = [s for s in steps if s.get("if") == "failure()"]
+    assert diagnostics and "deployment/agentops-operator" in diagnostics[0]["run"]
