@@ -1,0 +1,186 @@
+"""Prometheus' own linter on what AgentOps exports and on its alerting rules.
+
+* `promtool check metrics` on the operator's and a sidecar's /metrics after real
+  traffic: the real operator, a real sidecar supervising the sample chat agent
+  (runtime Process), requests through the sidecar, a crash fault that healing cures
+  with a restart — so counters, histograms and labelled series all hold samples.
+* `promtool check rules` on the rule groups of the monitoring overlay's
+  PrometheusRule, and `promtool test rules` on synthetic series: each alert fires when
+  it should and not before.
+* The overlay renders with kustomize into what the Prometheus Operator and Grafana read.
+
+promtool comes from Debian's `prometheus` package (hack/install-promtool.sh installs it
+when run as root); without it these tests fail and say what to install.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from operator_harness import Kube, OperatorProcess, fault_manifest, wait_for
+from prometheus_client.parser import text_string_to_metric_families
+from sidecar_harness import SidecarProcess
+from test_original_workflow import REQUESTS, Traffic
+# `chat`: the real operator and a real sidecar supervising the sample chat agent.
+from test_self_healing_workflow import QUICK, chat  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[2]
+OVERLAY = REPO / "manifests" / "overlays" / "monitoring"
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    found = subprocess.run(["bash", str(REPO / "hack" / "install-promtool.sh")], capture_output=True, text=True, timeout=600)
+    if found.returncode != 0:
+        pytest.fail(f"promtool is needed (Debian package 'prometheus'; `bash hack/install-promtool.sh` as root installs it):\n"
+                    f"{found.stderr}", pytrace=False)
+    return found.stdout.strip().splitlines()[-1]
+
+
+def run_promtool(promtool: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([promtool, *args], input=input, capture_output=True, text=True, timeout=60)
+
+
+def samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """(sample name, sorted labels) → value for one /metrics body."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body) for s in family.samples}
+
+
+def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in found.items() if n == name and set(labels.items()) <= set(ls))
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("chat", [QUICK], indirect=True)
+def test_operator_and_sidecar_metrics_pass_promtool_with_real_traffic(
+        chat: tuple[OperatorProcess, SidecarProcess], kube: Kube, tmp_path: Path, promtool: str) -> None:
+    operator, sidecar = chat
+    with Traffic(sidecar.url, *REQUESTS["chat"]):
+        wait_for(lambda: kube.status("agent", "chat").get("phase") == "Healthy", timeout=40, what="chat Healthy")
+        kube.apply(fault_manifest("crash-chat", agent="chat", type_="Crash", duration="10m"))
+        # Healing restarts the agent through its sidecar and verifies the new instance.
+        wait_for(lambda: operator.metric("agentops_restarts_total", result="Verified") >= 1, timeout=90,
+                 what="a verified restart")
+    bodies = {"operator": requests.get(f"{operator.url}/metrics", timeout=5).text, "sidecar": sidecar.metrics_text()}
+
+    for who, body in bodies.items():
+        (tmp_path / f"{who}.prom").write_text(body)
+        checked = run_promtool(promtool, "check", "metrics", input=body)
+        problems = (checked.stdout + checked.stderr).strip()
+        assert checked.returncode == 0 and not problems, f"promtool check metrics on the {who}'s /metrics:\n{problems}"
+
+    # Each kind of series carries samples, so the lint saw the real thing.
+    op, sc = samples(bodies["operator"]), samples(bodies["sidecar"])
+    assert value(op, "agentops_telemetry_reports_total", result="accepted") > 0
+    assert value(op, "agentops_restarts_total", runtime="Process", result="Started") >= 1
+    assert value(op, "agentops_incidents_total", state="Healed") >= 1
+    assert value(op, "agentops_reconcile_pass_duration_seconds_count") > 0
+    assert value(op, "agentops_agents", phase="Healthy") + value(op, "agentops_agents", phase="Unhealthy") == 1
+    assert value(op, "agentops_faults", phase="Active") == 1
+    assert value(sc, "agentops_sidecar_requests_total", code="2xx") > 0
+    assert value(sc, "agentops_sidecar_request_duration_seconds_count") > 0
+    assert value(sc, "agentops_sidecar_faults_injected_total", type="Crash") > 0
+    assert value(sc, "agentops_sidecar_agent_restarts_total", reason="requested") >= 1
+    assert value(sc, "agentops_sidecar_telemetry_reports_total", result="accepted") > 0
+    assert value(sc, "agentops_sidecar_fault_overdue_seconds", deadline="expiry") < 1.0
+
+    # No label value names an object: series stay bounded at 10,000 agents and faults.
+    names = {"chat", "crash-chat", kube.namespace}
+    leaked = {(n, ls) for found in (op, sc) for (n, ls) in found if names & {v for _, v in ls}}
+    assert not leaked, leaked
+
+
+def rule_groups() -> dict[str, Any]:
+    """The `spec` of the overlay's PrometheusRule: a Prometheus rule file."""
+    rule = yaml.safe_load((OVERLAY / "prometheusrule.yaml").read_text())
+    assert rule["kind"] == "PrometheusRule"
+    return dict(rule["spec"])
+
+
+def test_alerting_rules_pass_promtool(promtool: str, tmp_path: Path) -> None:
+    rules = tmp_path / "agentops.rules.yaml"
+    rules.write_text(yaml.safe_dump(rule_groups()))
+    checked = run_promtool(promtool, "check", "rules", "--lint=all", "--lint-fatal", str(rules))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 4 rules found" in checked.stdout
+    for group in rule_groups()["groups"]:
+        for rule in group["rules"]:
+            assert rule["for"] and rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
+            assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
+
+
+OPERATOR = 'namespace="agentops-system", job="agentops-operator"'
+SIDECAR = 'namespace="team-a", pod="chat-7d9f", agent="chat"'
+
+
+def fired(alert: str, at: str, **labels: str) -> dict[str, Any]:
+    return {"eval_time": at, "alertname": alert, "exp_alerts": [{"exp_labels": labels}] if labels else []}
+
+
+# Synthetic series and when each alert must (not) fire. Annotations are stripped from
+# the rules for this (promtool compares them verbatim); `check rules` above parses their
+# templates.
+ALERT_TESTS = [{
+    "interval": "1m",
+    "input_series": [
+        {"series": f'agentops_agents{{phase="Unhealthy", {OPERATOR}}}', "values": "1x40"},
+        {"series": f'agentops_healing_escalations_total{{reason="RestartBudgetExhausted", {OPERATOR}}}', "values": "0 0 0 1x40"},
+        {"series": f'agentops_agents_healing{{state="Stalled", {OPERATOR}}}', "values": "0 0 0 1x40"},
+        {"series": f'agentops_sidecar_fault_overdue_seconds{{deadline="expiry", {SIDECAR}}}', "values": "0 0 0 60+60x10"},
+        {"series": f'agentops_sidecar_fault_overdue_seconds{{deadline="lease", {SIDECAR}}}', "values": "0x13"},
+    ],
+    "alert_rule_test": [
+        fired("AgentOpsAgentsUnhealthy", "9m"),
+        fired("AgentOpsAgentsUnhealthy", "11m", severity="warning", namespace="agentops-system", job="agentops-operator"),
+        fired("AgentOpsHealingEscalated", "3m"),
+        fired("AgentOpsHealingEscalated", "5m", severity="warning", namespace="agentops-system", job="agentops-operator",
+              reason="RestartBudgetExhausted"),
+        fired("AgentOpsHealingEscalated", "25m"),  # the increase has left the 15m window
+        fired("AgentOpsAgentsStalled", "20m"),
+        fired("AgentOpsAgentsStalled", "34m", severity="critical", namespace="agentops-system", job="agentops-operator"),
+        fired("AgentOpsFaultEnforcedPastDeadline", "3m"),
+        fired("AgentOpsFaultEnforcedPastDeadline", "5m", severity="critical", namespace="team-a", pod="chat-7d9f",
+              agent="chat", deadline="expiry"),
+    ],
+}]
+
+
+def test_alerts_fire_when_they_should(promtool: str, tmp_path: Path) -> None:
+    groups = rule_groups()
+    for group in groups["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(groups))
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
+                                                         "tests": ALERT_TESTS}))
+    tested = run_promtool(promtool, "test", "rules", str(tmp_path / "tests.yaml"))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_the_monitoring_overlay_renders(cluster: Any, tmp_path: Path) -> None:
+    """Rendered with kubectl's kustomize; while manifests/base has no kustomization yet,
+    the overlay's own files are rendered without it."""
+    target = OVERLAY
+    if not (REPO / "manifests" / "base" / "kustomization.yaml").exists():
+        target = tmp_path / "monitoring"
+        shutil.copytree(OVERLAY, target)
+        kustomization = yaml.safe_load((target / "kustomization.yaml").read_text())
+        kustomization["resources"].remove("../../base")
+        (target / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    rendered = list(yaml.safe_load_all(cluster.kubectl("kustomize", str(target)).stdout))
+    ours = {(d["kind"], d["metadata"]["name"]): d for d in rendered if d["metadata"].get("namespace") == "agentops-system"}
+    assert {("ServiceMonitor", "agentops-operator"), ("PodMonitor", "agentops-sidecars"), ("PrometheusRule", "agentops"),
+            ("ConfigMap", "agentops-grafana-dashboard")} <= set(ours)
+    dashboard = ours[("ConfigMap", "agentops-grafana-dashboard")]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["agentops.json"])["uid"] == "agentops-overview"
+    assert ours[("ServiceMonitor", "agentops-operator")]["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    assert ours[("PodMonitor", "agentops-sidecars")]["spec"]["podMetricsEndpoints"][0]["port"] == "admin"
