@@ -63,6 +63,9 @@ class ProbeSummary(TypedDict):
     failed: int
     consecutiveFailures: int
     lastError: str | None
+    # The instance has not passed a probe yet and is within its startup grace: it is
+    # starting, not sick. Optional on the wire (older sidecars omit it: False).
+    starting: bool
 
 
 class TelemetryReport(TypedDict):
@@ -196,7 +199,11 @@ def validate_report(payload: Any) -> TelemetryReport:
     last_error = probes_in.get("lastError")
     if last_error is not None and not isinstance(last_error, str):
         raise InvalidField("probes.lastError", "must be a string or null")
+    starting = probes_in.get("starting", False)
+    if not isinstance(starting, bool):
+        raise InvalidField("probes.starting", "must be true or false")
     probes = ProbeSummary(
+        starting=starting,
         ok=_count(probes_in.get("ok", 0), "probes.ok"),
         failed=_count(probes_in.get("failed", 0), "probes.failed"),
         consecutiveFailures=_count(probes_in.get("consecutiveFailures", 0), "probes.consecutiveFailures"),

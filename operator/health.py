@@ -3,7 +3,8 @@
 Rules, worst first (an agent is as sick as its worst symptom):
 
 * no report ever → Unknown (NoTelemetry); last report older than heartbeatTimeout →
-  Unknown (TelemetryStale). Silence is not evidence of sickness: the sidecar, not
+  Unknown (TelemetryStale); every instance still in its startup grace → Unknown
+  (AgentStarting). Silence is not evidence of sickness: the sidecar, not
   the agent, may be what stopped.
 * every reporting instance has failed `probeFailureThreshold` probes in a row →
   Unhealthy (ProbeFailing); only some of them → Degraded (ProbeFailingPartially).
@@ -42,6 +43,7 @@ class WindowSummary:
     probes_failed: int
     applied_fault_uids: frozenset[str] = field(default_factory=frozenset)
     restarts: int = 0
+    starting_reporters: int = 0  # instances that have not passed a probe yet (startup grace)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,10 @@ def assess(summary: WindowSummary | None, th: HealthThresholds) -> Assessment:
             "TelemetryStale",
         )
 
+    if summary.reporters and summary.starting_reporters == summary.reporters:
+        # Every instance is still starting: not sick, not healthy yet — nothing to judge.
+        return Assessment(UNKNOWN, "AgentStarting", "the agent has not passed a health probe yet (within its startup grace)",
+                          "True", "ReportsArriving")
     p50 = quantile(summary.latency_buckets, 0.50)
     p95 = quantile(summary.latency_buckets, 0.95)
     error_rate = summary.server_errors / summary.requests if summary.requests else 0.0

@@ -35,6 +35,7 @@ class _Entry:
     probes_ok: int
     probes_failed: int
     consecutive_failures: int
+    starting: bool
     instance: str
     restarts: int
     applied: frozenset[str]
@@ -87,6 +88,7 @@ class TelemetryStore:
                 probes_ok=report["probes"]["ok"],
                 probes_failed=report["probes"]["failed"],
                 consecutive_failures=report["probes"]["consecutiveFailures"],
+                starting=report["probes"].get("starting", False),
                 instance=report["instance"]["id"],
                 restarts=report["instance"]["restarts"],
                 applied=frozenset(report["appliedFaults"]),
@@ -124,6 +126,7 @@ class TelemetryStore:
         last_received = 0.0
         instances: list[str] = []
         consecutive: list[int] = []
+        starting = 0
         applied: set[str] = set()
         for sidecar in list(windows.reporters):
             entries = windows.reporters[sidecar].entries
@@ -153,6 +156,7 @@ class TelemetryStore:
                     buckets[bound] = buckets.get(bound, 0) + count
             covered = max(covered, min(reporter_covered, window_s))
             consecutive.append(latest.consecutive_failures)
+            starting += latest.starting
             instances.append(latest.instance)
             restarts += latest.restarts
             applied |= latest.applied
@@ -165,6 +169,7 @@ class TelemetryStore:
             reporters=len(consecutive),
             instances=tuple(sorted(set(instances))),
             consecutive_probe_failures=tuple(consecutive),
+            starting_reporters=starting,
             probes_ok=ok,
             probes_failed=failed,
             applied_fault_uids=frozenset(applied),

@@ -199,6 +199,7 @@ class OperatorLink:
             now=now,
             consecutive_failures=self.prober.consecutive_failures,
             last_error=self.prober.last_error,
+            starting=self.prober.in_startup(now),
         )
         try:
             async with self.session.post(self._telemetry_url, json=report, headers=self._headers,

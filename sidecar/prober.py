@@ -59,8 +59,14 @@ class Prober:
         self._starting_since, self._passed_once = None, False
         self.consecutive_failures = 0
 
+    def in_startup(self, now: float) -> bool:
+        """Whether the current instance has yet to pass a probe and is within its grace."""
+        if self._passed_once:
+            return False
+        return self._starting_since is None or now - self._starting_since < self.startup_grace_s
+
     def starting(self, now: float) -> bool:
-        """Whether the current instance is still in its startup grace."""
+        """Like in_startup, and the grace starts counting at the first call (the first probe)."""
         if self._passed_once:
             return False
         if self._starting_since is None:

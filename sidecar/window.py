@@ -68,6 +68,7 @@ class Window:
         now: float,
         consecutive_failures: int,
         last_error: str | None,
+        starting: bool = False,
     ) -> TelemetryReport:
         return TelemetryReport(
             agent={"namespace": namespace, "name": agent},
@@ -83,6 +84,7 @@ class Window:
                 "failed": self.probes_failed,
                 "consecutiveFailures": consecutive_failures,
                 "lastError": last_error,
+                "starting": starting,
             },
             appliedFaults=sorted(self.applied),
         )

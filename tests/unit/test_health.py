@@ -282,3 +282,11 @@ def test_latency_merged_across_reports() -> None:
         make_report(requests=10, buckets={8000.0: 10}, sidecar="b"),
     )
     assert (a.phase, a.reason, a.metrics["latencyP95Ms"]) == (UNHEALTHY, "LatencyHigh", 4250.0)
+
+
+def test_an_agent_whose_instances_are_all_starting_is_unknown_not_healthy() -> None:
+    starting = WindowSummary(requests=0, server_errors=0, latency_buckets={}, covered_seconds=5, last_report_age_s=1,
+                             reporters=1, instances=("i",), consecutive_probe_failures=(0,), probes_ok=0, probes_failed=3,
+                             starting_reporters=1)
+    verdict = assess(starting, HealthThresholds())
+    assert (verdict.phase, verdict.reason, verdict.telemetry_fresh) == ("Unknown", "AgentStarting", "True")

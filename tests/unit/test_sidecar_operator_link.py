@@ -18,6 +18,9 @@ class _Prober:
     consecutive_failures = 0
     last_error = None
 
+    def in_startup(self, now: float) -> bool:
+        return False
+
 
 def link(recorder: Recorder) -> OperatorLink:
     settings = SidecarSettings(namespace="ns", agent="chat", operator_url="http://op:8080", upstream="http://127.0.0.1:8000",

@@ -34,7 +34,7 @@ def report(**overrides: Any) -> dict[str, Any]:
         "requests": 100,
         "errors": {"http5xx": 3, "http4xx": 7, "timeout": 1, "connection": 0},
         "latencyMs": {"buckets": {"100": 50, "250": 40, "1000": 8, "+Inf": 2}},
-        "probes": {"ok": 4, "failed": 1, "consecutiveFailures": 0, "lastError": "connection refused"},
+        "probes": {"ok": 4, "failed": 1, "consecutiveFailures": 0, "lastError": "connection refused", "starting": False},
         "appliedFaults": ["f-uid-1"],
     }
     body.update(overrides)
@@ -56,7 +56,8 @@ def test_normalisation() -> None:
     out = validate_report(raw)
     assert out["windowSeconds"] == 5.0 and isinstance(out["windowSeconds"], float)
     assert out["instance"] == {"id": "i", "restarts": 0}
-    assert out["probes"] == {"ok": 0, "failed": 0, "consecutiveFailures": 0, "lastError": None}
+    # `starting` is optional on the wire (older sidecars omit it) and reads as False.
+    assert out["probes"] == {"ok": 0, "failed": 0, "consecutiveFailures": 0, "lastError": None, "starting": False}
     assert out["errors"] == {}
     assert out["latencyMs"] == {"buckets": {}}
 
@@ -179,3 +180,8 @@ def test_constants() -> None:
     assert set(SERVER_ERROR_CLASSES) == set(ERROR_CLASSES) - {"http4xx"}
     # Every default bound survives the string round trip used on the wire.
     assert all(bucket_bound(str(b)) == b for b in LATENCY_BUCKETS_MS)
+
+
+def test_probes_starting_must_be_a_boolean() -> None:
+    with pytest.raises(InvalidField, match="probes.starting: must be true or false"):
+        validate_report(report(probes={"ok": 0, "failed": 1, "consecutiveFailures": 0, "lastError": None, "starting": "yes"}))
