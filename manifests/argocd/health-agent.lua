@@ -6,8 +6,9 @@
 -- gave up (Stalled) -> Degraded; then Healthy only when the operator says Ready=True.
 -- A Degraded phase (latency or errors past the spec's "degraded" thresholds) is
 -- Degraded here too: Ready is False, the agent serves worse than its spec allows, and
--- Argo CD has no warning level between Healthy and Degraded. Unknown (no fresh
--- telemetry yet) is Progressing: a new agent waits for its first reports.
+-- Argo CD has no warning level between Healthy and Degraded. Unknown (no telemetry
+-- yet, telemetry stale, or an instance still within its startup grace) is
+-- Progressing: health will be known once reports arrive and probes pass.
 --
 -- Argo CD runs custom checks with Lua's base and table libraries only (no string
 -- library), so this script uses nothing else.
@@ -48,6 +49,6 @@ if status.phase == "Unhealthy" or status.phase == "Degraded" then
   return {status = "Degraded", message = status.phase .. ": " .. explain(ready)}
 end
 if status.phase == nil or status.phase == "Unknown" then
-  return {status = "Progressing", message = "Waiting for telemetry: " .. explain(ready)}
+  return {status = "Progressing", message = "Health not known yet: " .. explain(ready)}
 end
 return {status = "Progressing", message = "Not Ready yet (" .. status.phase .. "): " .. explain(ready)}
