@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install envtest browser lint-tools test unit typecheck demo bench clean
+.PHONY: install envtest browser lint-tools promtool test unit typecheck demo bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,13 @@ browser:
 lint-tools: install
 	@bash hack/install-hadolint.sh
 
+## promtool for the metrics and alert-rule tests (Debian's prometheus package, installed with apt-get as root).
+promtool:
+	@bash hack/install-promtool.sh
+
 ## Everything: mypy --strict, unit tests, integration tests on a real control plane,
-## browser tests of the UI.
-test: install envtest browser lint-tools typecheck
+## browser tests of the UI, the manifests, the Dockerfile lint and promtool checks.
+test: install envtest browser lint-tools promtool typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 typecheck: install
