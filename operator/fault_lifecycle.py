@@ -99,6 +99,11 @@ def decide(fault: FaultView, targets: list[str], now: datetime, stop: EarlyStop 
     targets = sorted(targets)
 
     if phase in ENDED:
+        # Final: nothing changes any more, but a spec edit is still acknowledged, or
+        # kstatus and Argo CD would read the Fault as in progress for ever.
+        if status.get("observedGeneration") not in (None, fault.generation):
+            status["observedGeneration"] = fault.generation
+            status["conditions"] = [{**c, "observedGeneration": fault.generation} for c in status.get("conditions") or ()]
         return FaultDecision(status=status)
     if stop is not None:
         return _stop_early(fault, status, phase, stop, stamp)
@@ -207,8 +212,22 @@ def _stop_early(fault: FaultView, status: dict[str, Any], phase: str, stop: Earl
     return FaultDecision(status=status, events=(event,))
 
 
+def _kstatus(phase: str, wanted: list[ConditionSpec]) -> list[ConditionSpec]:
+    """kstatus' pair (what Flux reads): Reconciling while waiting for a target, Stalled
+    when the fault failed (it will never run without a new Fault)."""
+    ready = next((c for c in wanted if c.type == "Ready"), None)
+    reason = ready.reason if ready is not None else phase
+    return [
+        ConditionSpec("Reconciling", "True", "WaitingForTarget", "the fault waits for its target")
+        if phase == PENDING else ConditionSpec("Reconciling", "False", phase, f"the fault is {phase}"),
+        ConditionSpec("Stalled", "True", reason, ready.message if ready is not None else "the fault failed")
+        if phase == FAILED else ConditionSpec("Stalled", "False", phase, f"the fault is {phase}"),
+    ]
+
+
 def _conclude(status: dict[str, Any], wanted: list[ConditionSpec], generation: int, stamp: str) -> None:
     """Every decision ends the same way: its conditions merged, the generation observed."""
+    wanted = wanted + _kstatus(str(status.get("phase") or PENDING), wanted)
     status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=generation, now=stamp)
     status["observedGeneration"] = generation
 

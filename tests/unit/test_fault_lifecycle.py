@@ -123,7 +123,7 @@ def test_active_targets_change_updates_status_but_keeps_times() -> None:
     assert d.status["startedAt"] == first.status["startedAt"]
     assert d.status["expiresAt"] == first.status["expiresAt"]
     assert d.events == ()
-    assert [c["lastTransitionTime"] for c in d.status["conditions"]] == ["2024-05-01T10:00:01Z"] * 3
+    assert [c["lastTransitionTime"] for c in d.status["conditions"]] == ["2024-05-01T10:00:01Z"] * 5
     assert find(d.status["conditions"], "TargetsResolved")["message"] == "enforced on 2 agent(s)"  # type: ignore[index]
 
 
@@ -227,7 +227,10 @@ def test_pending_then_target_appears() -> None:
     assert d.status["startedAt"] == "2024-05-01T10:01:30Z"
     assert d.status["expiresAt"] == "2024-05-01T10:06:30Z"  # clock starts at activation, not creation
     assert [e.reason for e in d.events] == ["FaultActivated"]
-    assert all(c["lastTransitionTime"] == "2024-05-01T10:01:30Z" for c in d.status["conditions"])
+    # Every condition whose status moved transitioned now; Stalled stayed False since Pending.
+    assert all(c["lastTransitionTime"] == "2024-05-01T10:01:30Z" for c in d.status["conditions"] if c["type"] != "Stalled")
+    assert cond(d.status, "Stalled") == ("False", ACTIVE) and cond(d.status, "Reconciling") == ("False", ACTIVE)
+    assert cond(pending, "Reconciling") == ("True", "WaitingForTarget")
 
 
 def test_pending_selector_message() -> None:
@@ -304,3 +307,21 @@ def test_invalid_spec_stops_an_active_fault() -> None:
     assert d.enforce is False
     assert [e.reason for e in d.events] == ["InvalidSpec"]
     assert d.status["startedAt"] == active["startedAt"]
+
+
+def test_an_ended_fault_still_observes_a_new_generation() -> None:
+    status = {"phase": "Expired", "observedGeneration": 1,
+              "conditions": [{"type": "Ready", "status": "True", "reason": "Expired", "message": "", "observedGeneration": 1,
+                              "lastTransitionTime": "2024-05-01T10:00:00Z"}]}
+    decision = decide(view(status, generation=2), ["bot"], at(3600))
+    assert decision.status["phase"] == "Expired" and decision.status["observedGeneration"] == 2
+    assert decision.status["conditions"][0]["observedGeneration"] == 2
+    assert decision.status["conditions"][0]["lastTransitionTime"] == "2024-05-01T10:00:00Z"
+    assert not decision.enforce and decision.events == ()
+
+
+def test_a_failed_fault_is_stalled_for_kstatus() -> None:
+    d = decide(view(), [], at(400))
+    assert d.status["phase"] == FAILED
+    assert cond(d.status, "Stalled") == ("True", "TargetNotFound")
+    assert cond(d.status, "Reconciling") == ("False", FAILED)
