@@ -76,7 +76,8 @@ class Reconciler:
         self.halts = HaltSwitch(control_namespace)
         self.mirror = mirror
         self._slot_holders: set[Key] = set()  # agents restarting or verifying a restart
-        self._queued: set[Key] = set()  # agents waiting for a restart slot
+        # Agents waiting for a restart slot, first come first served (dict: insertion order).
+        self._queued: dict[Key, None] = {}
         self.board = AssignmentBoard()
         self.telemetry = TelemetryStore()
         self.agents: dict[Key, AgentRecord] = {}
@@ -405,7 +406,13 @@ class Reconciler:
     # ------------------------------------------------------------------ healing
 
     def _slot_free(self, key: Key) -> bool:
-        return len(self._slot_holders - {key}) < self.max_concurrent_restarts
+        """Whether `key` may restart now: a slot is free and nobody queued before it."""
+        free = self.max_concurrent_restarts - len(self._slot_holders - {key})
+        if free <= 0:
+            return False
+        order = list(self._queued)
+        position = order.index(key) if key in self._queued else len(order)
+        return position < free
 
     def _heal(self, rec: AgentRecord, phase: str, reason: str, message: str, instances: tuple[str, ...],
               faults: list[str], judged: bool, wall: datetime, mono: float) -> None:
@@ -448,9 +455,9 @@ class Reconciler:
             for waiting in self._queued:
                 self._mark_agent(waiting)
         if decision.state.state == healing_policy.QUEUED:
-            self._queued.add(key)
+            self._queued.setdefault(key, None)
         else:
-            self._queued.discard(key)
+            self._queued.pop(key, None)
         if decision.next_check is not None:
             self._deadlines.schedule(("agent", key), mono + max(0.0, (decision.next_check - wall).total_seconds()))
         if decision.restart is not None:
@@ -537,7 +544,7 @@ class Reconciler:
         self._faults_on_agent.pop(key, None)
         self._deadlines.cancel(("agent", key))
         self.writer.forget(AGENTS, key)
-        self._queued.discard(key)
+        self._queued.pop(key, None)
         if key in self._slot_holders:
             self._slot_holders.discard(key)
             for waiting in self._queued:

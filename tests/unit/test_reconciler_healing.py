@@ -209,3 +209,32 @@ def test_unhealthy_for_stop_condition_trips_with_time_alone() -> None:
     env.r.process()  # the deadline heap wakes the agent; no new telemetry needed
     env.r.process()
     assert env.fault_status("crash")["phase"] == "Aborted"
+
+
+def test_queued_restarts_are_first_come_first_served() -> None:
+    env, runner = healing_env(max_concurrent=1)
+    for n in ("a", "b", "c"):
+        env.r.agent_event("ADDED", agent(n, spec=spec()))
+    sick(env, "a")
+    env.r.process()
+    env.clock.advance(2)
+    env.r.process()
+    assert [n for n, _ in runner.submitted] == ["a"]
+    sick(env, "b")
+    env.r.process()
+    env.clock.advance(2)
+    env.r.process()  # b queues first
+    sick(env, "c")
+    env.r.process()
+    env.clock.advance(2)
+    env.r.process()  # then c
+    assert [env.r.agents[Key(NS, n)].healing.state for n in "bc"] == ["Queued", "Queued"]
+    for _ in range(3):
+        sick(env, "c")  # c keeps reporting; it must not jump the queue
+        env.r.process()
+    first, token = runner.submitted[0]
+    env.r.restart_finished(Key(NS, first), token, RestartOutcome.failed("DeploymentNotFound", "gone", retryable=False))
+    sick(env, "c")
+    env.r.process()
+    env.r.process()
+    assert [n for n, _ in runner.submitted] == ["a", "b"]
