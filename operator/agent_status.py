@@ -99,8 +99,8 @@ def signature(status: dict[str, Any]) -> tuple[Any, ...]:
         essence(status.get("conditions")),
         tuple((f.get("name"), f.get("applied")) for f in status.get("activeFaults") or ()),
         status.get("restartCount"),
-        repr(status.get("healing")),
-        repr(status.get("incidents")),
+        status.get("healing"),
+        status.get("incidents"),
     )
 
 

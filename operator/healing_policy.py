@@ -333,9 +333,9 @@ def _manual_restart(s: _Step, obs: Observation, runtime_type: str, runtime_name:
 
 
 def _begin_restart(s: _Step, obs: Observation, trigger: str, runtime_name: str, why: str, *, automatic: bool) -> None:
-    seq = s.state.incident_seq
-    attempt = sum(1 for i in s.incidents[-1:] for _ in i.get("actions", ())) + 1
-    token = f"inc-{seq}-{attempt}-{int(s.now.timestamp())}"
+    incident = inc.current(s.incidents)
+    attempt = len(incident.get("actions", ())) + 1 if incident is not None else 1
+    token = f"inc-{s.state.incident_seq}-{attempt}-{int(s.now.timestamp())}"
     s.set(state=RESTARTING, restart_token=token, instances_before=obs.instances, next_restart=None, verify_deadline=None,
           restarts=(s.state.restarts + (s.now,))[-MAX_LEDGER:] if automatic else s.state.restarts,
           message=f"restarting {runtime_name}: {why}")

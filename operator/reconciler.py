@@ -94,7 +94,6 @@ class Reconciler:
         # deletion cannot bring the object back (see `resync`).
         self._tombstones: dict[str, float] = {}
         self._started = self.clock.mono()
-        self._restarts_begun: dict[Key, int] = {}
         self.synced = False
 
     # ------------------------------------------------------------------ inputs
@@ -131,7 +130,7 @@ class Reconciler:
             status = dict(body.get("status") or {})
             rec = AgentRecord(ref, generation, labels, thresholds, status, restart=restart, recover=recover, seen=self.clock.mono(),
                               policy=policy, runtime=runtime, healing=healing_policy.HealingState.from_status(status.get("healing")),
-                              incidents=list(status.get("incidents") or ()))
+                              incidents=list(status.get("incidents") or ()), restart_count=int(status.get("restartCount", 0)))
             if rec.healing.state == healing_policy.RESTARTING:
                 # The operator stopped while this restart was in flight; its answer is
                 # lost. Verify it like any other: a new healthy instance proves it.
@@ -310,7 +309,7 @@ class Reconciler:
         for ev in decision.events:
             self.writer.post_event(rec.ref, ev.type, ev.reason, ev.message)
         if decision.next_check is not None:
-            self._deadlines.schedule(("fault", key), mono + (decision.next_check - wall).total_seconds())
+            self._schedule_at(("fault", key), decision.next_check, wall, mono)
         rec.enforced_on = tuple(decision.status.get("targets") or ()) if decision.enforce else ()
         for name in set(before) - set(rec.enforced_on):
             self._faults_on_agent.get(Key(key.namespace, name), set()).discard(key)
@@ -385,7 +384,7 @@ class Reconciler:
             healing=rec.healing.to_status(),
             incidents=rec.incidents,
             extra_conditions=healing_policy.conditions(rec.healing),
-            restart_count=int(rec.status.get("restartCount", 0)) + self._restarts_begun.pop(key, 0),
+            restart_count=rec.restart_count,
         )
         since = mono - rec.last_write
         if agent_status.needs_write(rec.status, wanted, since_last_write=since, heartbeat=self.heartbeat_s):
@@ -427,7 +426,6 @@ class Reconciler:
             restart_annotation=rec.restart, recover_annotation=rec.recover, spec_changed=rec.spec_changed,
         )
         rec.spec_changed = False
-        before = rec.healing
         rec.healing, rec.incidents = decision.state, decision.incidents
         for ev in decision.events:
             self.writer.post_event(rec.ref, ev.type, ev.reason, ev.message)
@@ -450,22 +448,25 @@ class Reconciler:
         # Restart slots: held from the restart's start until it is verified or given up.
         if decision.state.state in healing_policy.HOLDS_SLOT:
             self._slot_holders.add(key)
-        elif key in self._slot_holders:
-            self._slot_holders.discard(key)
-            for waiting in self._queued:
-                self._mark_agent(waiting)
+        else:
+            self._release_slot(key)
         if decision.state.state == healing_policy.QUEUED:
             self._queued.setdefault(key, None)
         else:
             self._queued.pop(key, None)
         if decision.next_check is not None:
-            self._deadlines.schedule(("agent", key), mono + max(0.0, (decision.next_check - wall).total_seconds()))
+            self._schedule_at(("agent", key), decision.next_check, wall, mono)
         if decision.restart is not None:
-            self._restarts_begun[key] = self._restarts_begun.get(key, 0) + 1
+            rec.restart_count += 1
             self.metrics.restarts.labels(runtime=runtime, result="Started").inc()
             self._run_restart(rec, decision.restart.token)
-        elif before.restart_token != rec.healing.restart_token:
-            self._publish(key)
+
+    def _release_slot(self, key: Key) -> None:
+        """The agent no longer holds a restart slot: queued agents get a look at it."""
+        if key in self._slot_holders:
+            self._slot_holders.discard(key)
+            for waiting in self._queued:
+                self._mark_agent(waiting)
 
     def _run_restart(self, rec: AgentRecord, token: str) -> None:
         key = rec.ref.key
@@ -507,7 +508,7 @@ class Reconciler:
                 frec.stop = fault_lifecycle.EarlyStop(fault_lifecycle.ABORTED, "StopConditionTripped", why)
                 self._mark_fault(fault_key)
             elif recheck is not None:
-                self._deadlines.schedule(("agent", key), mono + max(0.0, (recheck - wall).total_seconds()))
+                self._schedule_at(("agent", key), recheck, wall, mono)
 
     def _mirror(self, rec: AgentRecord, wanted: dict[str, Any], wall: datetime) -> None:
         if self.mirror is None:
@@ -521,6 +522,10 @@ class Reconciler:
                 self.mirror.put_incident(key.namespace, key.name, incident["id"], incident)
 
     # ------------------------------------------------------------------ helpers
+
+    def _schedule_at(self, item: tuple[str, Key], moment: datetime, wall: datetime, mono: float) -> None:
+        """Look at `item` again at wall-clock `moment` (decisions speak wall time; the heap, monotonic)."""
+        self._deadlines.schedule(item, mono + max(0.0, (moment - wall).total_seconds()))
 
     def _mark_agent(self, key: Key) -> None:
         self._dirty_agents.add(key)
@@ -545,10 +550,7 @@ class Reconciler:
         self._deadlines.cancel(("agent", key))
         self.writer.forget(AGENTS, key)
         self._queued.pop(key, None)
-        if key in self._slot_holders:
-            self._slot_holders.discard(key)
-            for waiting in self._queued:
-                self._mark_agent(waiting)
+        self._release_slot(key)
         if self.mirror is not None:
             self.mirror.remove_agent(key.namespace, key.name)
         self._mark_namespace_faults(key.namespace)

@@ -56,6 +56,7 @@ class AgentRecord:
     healing: healing_policy.HealingState = field(default_factory=healing_policy.HealingState)
     incidents: list[Incident] = field(default_factory=list)
     outcome: RestartOutcome | None = None  # the runtime's answer to the restart in flight
+    restart_count: int = 0  # status.restartCount: every restart begun, automatic or asked for
     spec_changed: bool = False
 
 

@@ -60,18 +60,11 @@ class Prober:
         self.consecutive_failures = 0
 
     def in_startup(self, now: float) -> bool:
-        """Whether the current instance has yet to pass a probe and is within its grace."""
+        """Whether the current instance has yet to pass a probe and is within its grace
+        (which counts from its first probe)."""
         if self._passed_once:
             return False
         return self._starting_since is None or now - self._starting_since < self.startup_grace_s
-
-    def starting(self, now: float) -> bool:
-        """Like in_startup, and the grace starts counting at the first call (the first probe)."""
-        if self._passed_once:
-            return False
-        if self._starting_since is None:
-            self._starting_since = now
-        return now - self._starting_since < self.startup_grace_s
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -83,6 +76,9 @@ class Prober:
             next_at = max(next_at, loop.time() - self.interval_s)  # never burst to catch up
 
     async def probe_once(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if self._starting_since is None:
+            self._starting_since = now  # the instance's startup grace counts from its first probe
         error = await self._ask_agent()
         crash = next((f for f in self.table.effective if f.type == "Crash"), None)
         if crash is not None:
@@ -96,7 +92,7 @@ class Prober:
         else:
             window.probes_failed += 1
             self.totals["failed"] += 1
-            if crash is not None or not self.starting(asyncio.get_running_loop().time()):
+            if crash is not None or not self.in_startup(now):
                 self.consecutive_failures += 1
             if self.last_ok is not False:
                 log.warning("agent health probe failed: %s", error, extra={"probe": self.url})

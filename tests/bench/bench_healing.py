@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -106,7 +107,7 @@ def start_demo(logs: Path) -> tuple[Child, list[str], dict[str, int]]:
     http_port, ui_port = free_port(), free_port()
     base = 20000 + free_port() % 20000  # sidecars at base+1/2, agents at base+10001/2, admin at base+1901/2
     demo = Child("demo", [sys.executable, "-m", "agentops", "demo", "--http-port", str(http_port), "--ui-port", str(ui_port),
-                          "--port-base", str(base)], dict(__import__("os").environ), logs / "demo.log")
+                          "--port-base", str(base)], dict(os.environ), logs / "demo.log")
     demo.start()
     deadline = time.monotonic() + 180
     kubeconfig = None
