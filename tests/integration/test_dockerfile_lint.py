@@ -53,7 +53,7 @@ def test_the_image_runs_agentops_as_a_fixed_non_root_user() -> None:
     stages = re.split(r"^FROM ", text, flags=re.M)[1:]
     assert len(stages) == 2, "a builder stage and the final stage"
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
-    assert base and re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", base.group(1)), "a full version tag"
+    assert base and re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", base.group(1)), "a full version tag and its digest"
     final = stages[-1]
     assert final.startswith("${PYTHON_IMAGE}\n") and "COPY --from=builder /opt/agentops /opt/agentops" in final
     users = re.findall(r"^USER (\S+)$", final, re.M)
