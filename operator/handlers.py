@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, cast
 
 import kopf
 
-from agentops import GROUP, VERSION
+from agentops import GROUP, VERSION, kube_credentials
 from agentops_operator.reconciler import Reconciler
 from agentops_operator.resources import AGENTS, FAULTS
 
@@ -23,10 +23,13 @@ def build_registry(reconciler: Reconciler, on_cleanup: Callable[[], Awaitable[No
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    def login(settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo | None:
         # An explicit registry gets no default login handlers; use the same
         # credentials as our own client (in-cluster service account, else KUBECONFIG).
-        return kopf.login_via_pykube(**kwargs)
+        config = kube_credentials.load()
+        if config.user.get("auth-provider"):  # kopf asks the provider for a token first
+            return kopf.login_via_pykube(settings=settings, **kwargs)
+        return kube_credentials.kopf_connection(config, settings)
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:

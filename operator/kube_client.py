@@ -19,7 +19,7 @@ from typing import Any, Callable, TypeVar
 import pykube
 import requests
 
-from agentops import GROUP, VERSION
+from agentops import GROUP, VERSION, kube_credentials
 from agentops.errors import AgentOpsError, ConfigError
 from agentops_operator.resources import ObjectRef, format_time
 
@@ -45,7 +45,7 @@ class KubeError(AgentOpsError):
 class KubeClient:
     def __init__(self, kubeconfig: str | None = None, *, max_in_flight: int = 8) -> None:
         try:
-            config = pykube.KubeConfig.from_file(kubeconfig) if kubeconfig else pykube.KubeConfig.from_env()
+            config = kube_credentials.load(kubeconfig)
         except (pykube.PyKubeError, FileNotFoundError) as exc:
             raise ConfigError(
                 f"no Kubernetes credentials: not running in a cluster and no usable kubeconfig ({exc}); set KUBECONFIG"

@@ -30,7 +30,7 @@ from typing import Any
 import pykube
 import requests
 
-from agentops import API_VERSION
+from agentops import API_VERSION, kube_credentials
 from agentops.errors import AgentOpsError, ConfigError
 from agentops_ui.store import AGENT, EVENT, FAULT, Obj, Store
 
@@ -121,7 +121,7 @@ def _error(resp: requests.Response) -> KubeError:
 class KubeReader:
     """Blocking list and watch through pykube; call only from worker threads."""
 
-    def __init__(self, *, max_connections: int, load_config: Callable[[], Any] = pykube.KubeConfig.from_env) -> None:
+    def __init__(self, *, max_connections: int, load_config: Callable[[], Any] = kube_credentials.load) -> None:
         self._load_config = load_config
         self._max_connections = max_connections
         self._api = self._client()

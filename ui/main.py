@@ -18,9 +18,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pykube
 from aiohttp import web
 
+from agentops import kube_credentials
 from agentops.errors import ConfigError
 from agentops.logs import configure_logging
 from agentops_ui.app import build_app
@@ -41,7 +41,7 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def serve(settings: UISettings, *, load_config: Callable[[], Any] = pykube.KubeConfig.from_env) -> int:
+async def serve(settings: UISettings, *, load_config: Callable[[], Any] = kube_credentials.load) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
