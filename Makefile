@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install envtest browser lint-tools promtool test unit typecheck demo bench clean
+.PHONY: install envtest browser lint-tools promtool diagram-tools test unit typecheck demo bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,13 @@ lint-tools: install
 promtool:
 	@bash hack/install-promtool.sh
 
+## mermaid-cli for rendering diagrams/ (npm, into ~/.cache/agentops; drives Debian's Chromium).
+diagram-tools: browser
+	@bash hack/install-mermaid.sh
+
 ## Everything: mypy --strict, unit tests, integration tests on a real control plane,
-## browser tests of the UI, the manifests, the Dockerfile lint and promtool checks.
-test: install envtest browser lint-tools promtool typecheck
+## browser tests of the UI, the manifests, the Dockerfile lint, promtool checks and the diagrams.
+test: install envtest browser lint-tools promtool diagram-tools typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 typecheck: install
