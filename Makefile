@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install envtest browser lint-tools promtool diagram-tools test unit typecheck demo bench clean
+.PHONY: install envtest kube-controller-manager browser lint-tools promtool diagram-tools test unit typecheck demo bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ install: $(BIN)/.installed
 ## Build (or find) etcd, kube-apiserver and kubectl; print their directory.
 envtest: install
 	@$(BIN)/agentops controlplane --print-binaries
+
+## Build (or find) kube-controller-manager for the kind-path test; print its path.
+kube-controller-manager:
+	@bash hack/build-kube-controller-manager.sh
 
 ## Debian's Chromium for the browser tests (installed with apt-get when run as root).
 browser:
@@ -39,7 +43,7 @@ diagram-tools: browser
 
 ## Everything: mypy --strict, unit tests, integration tests on a real control plane,
 ## browser tests of the UI, the manifests, the Dockerfile lint, promtool checks and the diagrams.
-test: install envtest browser lint-tools promtool diagram-tools typecheck
+test: install envtest kube-controller-manager browser lint-tools promtool diagram-tools typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 typecheck: install

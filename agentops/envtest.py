@@ -161,9 +161,30 @@ def _set_pdeathsig() -> None:
 class ControlPlane:
     """etcd + kube-apiserver on 127.0.0.1 with an admin kubeconfig; see the module docstring."""
 
-    def __init__(self, bin_dir: Path | None = None, startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        bin_dir: Path | None = None,
+        startup_timeout: float = 60.0,
+        *,
+        bind_address: str = "127.0.0.1",
+        advertise_address: str = "127.0.0.1",
+        secure_port: int | None = None,
+        service_account_admission: bool = False,
+    ) -> None:
+        """The keyword options serve a control plane inside a network namespace of its own
+        (tests/integration/test_kind_path.py): there the API server listens on every
+        address of that namespace (``bind_address="0.0.0.0"``), announces the address its
+        pods reach it at as the ``kubernetes`` Service's endpoint (``advertise_address``),
+        may take a fixed port (``secure_port``, no one else is there), and keeps the
+        ServiceAccount admission plugin on (``service_account_admission``) so pods get the
+        projected token volume a kubelet fills. The defaults are the loopback-only envtest.
+        """
         self._bin_dir = bin_dir
         self.startup_timeout = startup_timeout
+        self.bind_address = bind_address
+        self.advertise_address = advertise_address
+        self.secure_port = secure_port
+        self.service_account_admission = service_account_admission
         self.workdir: Path | None = None
         self.kubeconfig = Path()
         self.server = ""
@@ -194,7 +215,8 @@ class ControlPlane:
         self.workdir = Path(tempfile.mkdtemp(prefix="agentops-envtest-"))
         atexit.register(self.stop)
         try:
-            etcd_port, peer_port, api_port = _free_ports(3)
+            etcd_port, peer_port, free_api_port = _free_ports(3)
+            api_port = self.secure_port or free_api_port
             self._write_pki()
             self._spawn(
                 "etcd",
@@ -218,8 +240,8 @@ class ControlPlane:
                     str(bin_dir / "kube-apiserver"),
                     f"--etcd-servers=http://127.0.0.1:{etcd_port}",
                     f"--secure-port={api_port}",
-                    "--bind-address=127.0.0.1",
-                    "--advertise-address=127.0.0.1",
+                    f"--bind-address={self.bind_address}",
+                    f"--advertise-address={self.advertise_address}",
                     f"--tls-cert-file={pki / 'apiserver.crt'}",
                     f"--tls-private-key-file={pki / 'apiserver.key'}",
                     f"--client-ca-file={pki / 'ca.crt'}",
@@ -228,7 +250,7 @@ class ControlPlane:
                     f"--service-account-signing-key-file={pki / 'sa.key'}",
                     "--service-cluster-ip-range=10.0.0.0/24",
                     "--authorization-mode=RBAC",
-                    "--disable-admission-plugins=ServiceAccount",
+                    *([] if self.service_account_admission else ["--disable-admission-plugins=ServiceAccount"]),
                     "--allow-privileged=true",
                 ],
             )
