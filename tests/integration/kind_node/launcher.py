@@ -29,7 +29,7 @@ import json
 import os
 import sys
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -84,7 +84,7 @@ def _ancestors(path: str) -> list[str]:
 def main() -> None:
     with open(sys.argv[1]) as f:
         spec = json.load(f)
-    mount("none", "/", None, MS_REC | (1 << 18))  # MS_PRIVATE: our mounts stay ours
+    mount("none", "/", None, MS_REC | MS_PRIVATE)  # our mounts stay ours
     mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
     # Every source is set aside first: a mount on /tmp would hide sources that live under /tmp.
     stashed = []
