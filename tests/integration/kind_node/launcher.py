@@ -13,7 +13,8 @@ leaks out, and all of it disappears with the process). Here, in order:
    interpreter lives under root's 0700 home) are made reachable: the closed ancestor is
    covered by a tmpfs and the path bound back into it; the rest of that home stays hidden;
 3. each volumeMount bound at its mountPath (read-only when asked), /etc/hosts and
-   /etc/resolv.conf of the pod bound over the host's;
+   /etc/resolv.conf of the pod bound over the host's; an image path that a volume now
+   hides (this checkout under /tmp, an emptyDir on /tmp) is bound back inside it;
 4. with readOnlyRootFilesystem, the root mount remounted read-only (in this namespace
    only; other mounts such as /dev and /proc keep their flags, as in a container);
 5. exec ``setpriv`` with the container's user, groups, no_new_privs and capability
@@ -76,6 +77,16 @@ def reach_image_paths(paths: list[str], uid: int) -> None:
         bind(stash, path, read_only=True)
 
 
+def keep_image_paths_visible(paths: list[str], stashes: list[str], targets: list[str]) -> None:
+    """Bind back each image path that a volume now hides (a checkout under /tmp, with an
+    emptyDir on /tmp): in a real image the code never lives under a volume's mountPath."""
+    for path, stash in zip(paths, stashes):
+        real = os.path.realpath(path)
+        if any(real == t or real.startswith(t.rstrip("/") + "/") for t in targets):
+            os.makedirs(real, exist_ok=True)  # inside the volume, which is this pod's own
+            bind(stash, real, read_only=True)
+
+
 def _ancestors(path: str) -> list[str]:
     parts = os.path.realpath(path).split("/")[1:-1]
     return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
@@ -93,9 +104,15 @@ def main() -> None:
         bind(m["source"], stash)
         stashed.append(stash)
     reach_image_paths(spec["imagePaths"], spec["uid"])
+    image_stashes = []
+    for n, path in enumerate(spec["imagePaths"]):
+        image_stashes.append(make_target(f"/run/.image-keep-{n}", False))
+        bind(path, image_stashes[-1], read_only=True)
+    targets = []
     for m, stash in zip(spec["mounts"], stashed):
-        target = make_target(m["target"], os.path.isfile(stash))
-        bind(stash, target, read_only=m["readOnly"])
+        targets.append(make_target(m["target"], os.path.isfile(stash)))
+        bind(stash, targets[-1], read_only=m["readOnly"])
+    keep_image_paths_visible(spec["imagePaths"], image_stashes, targets)
     if spec["readOnlyRootFilesystem"]:
         mount("none", "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     os.chdir(spec["workingDir"])
