@@ -11,7 +11,16 @@
 # The wrapper module is the same as build-envtest.sh's: require k8s.io/kubernetes and
 # replace every staging module (read off that release's go.mod) with its v0.Y.Z tag.
 # A warm Go module cache (after build-envtest.sh) makes this a compile only.
+#
+# KUBE_CONTROLLER_MANAGER=/path/to/kube-controller-manager uses a binary you already
+# have (1.34, like the envtest kube-apiserver) and builds nothing.
 set -euo pipefail
+
+if [[ -n "${KUBE_CONTROLLER_MANAGER:-}" ]]; then
+  [[ -x "$KUBE_CONTROLLER_MANAGER" ]] || { echo "build-kube-controller-manager: KUBE_CONTROLLER_MANAGER=$KUBE_CONTROLLER_MANAGER is not an executable" >&2; exit 1; }
+  echo "$KUBE_CONTROLLER_MANAGER"
+  exit 0
+fi
 
 K8S_VERSION="${AGENTOPS_K8S_VERSION:-v1.34.4}"
 # The wrapper's `go` line follows what Kubernetes itself declares for this release.
