@@ -39,50 +39,12 @@ command -v go >/dev/null || { echo "build-kube-controller-manager: Go is require
 mkdir -p "$out"
 work="$(mktemp -d "$cache_root/build-kcm.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0
-
-# Run `go` and, if only the checksum database is unreachable, say so and retry once
-# with it turned off for this build (module hashes still come from go.sum in the cache).
-go_with_sumdb_fallback() {
-  local log="$work/go.log"
-  if "$@" >"$log" 2>&1; then cat "$log" >&2; return 0; fi
-  if grep -Eq 'verifying .*(dial tcp|no such host|connection refused|i/o timeout|TLS handshake|403|410|server misbehaving)' "$log"; then
-    echo "build-kube-controller-manager: the Go checksum database cannot be reached; building with GOSUMDB=off for this build only" >&2
-    GOSUMDB=off "$@" >&2
-  else
-    cat "$log" >&2
-    return 1
-  fi
-}
-
-minor="${K8S_VERSION#v1.}"
-staging_version="v0.${minor}"
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X $pkg.gitVersion=${K8S_VERSION} -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor%%.*}"
-  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-done
+PROG=build-kube-controller-manager
+# shellcheck source=hack/lib-go-build.sh
+source "$(dirname "$0")/lib-go-build.sh"
 
 echo "build-kube-controller-manager: building kube-controller-manager ${K8S_VERSION} (a cold build takes several minutes)" >&2
-( cd "$work"
-  printf 'module agentops.dev/kcm\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n' "$K8S_GO_LINE" "$K8S_VERSION" > go.mod
-  go_with_sumdb_fallback go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" >/dev/null
-  modfile="$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
-  staging="$(awk '$2 == "v0.0.0" && $1 ~ /^k8s\.io\// {print $1}' "$modfile" | sort -u)"
-  [[ -n "$staging" ]] || { echo "build-kube-controller-manager: no staging modules found in $modfile" >&2; exit 1; }
-  for m in $staging; do
-    go mod edit -replace "$m=$m@${staging_version}"
-  done
-  cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kube-controller-manager"
-GO
-  go_with_sumdb_fallback go mod tidy
-  go build -trimpath -ldflags "$ldflags" -o "$out/kube-controller-manager.tmp" k8s.io/kubernetes/cmd/kube-controller-manager
-)
+build_kubernetes_commands kube-controller-manager
 
 # Rename last, so an interrupted build never leaves a half-written binary in the cache.
 mv -f "$out/kube-controller-manager.tmp" "$out/kube-controller-manager"
