@@ -147,7 +147,8 @@ def _issue(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def _set_pdeathsig() -> None:
+def set_pdeathsig() -> None:
+    """preexec_fn for long-lived children (servers, nodes, containers): die with their parent."""
     # Linux: the kernel kills the child if we die without running any cleanup (SIGKILL,
     # OOM), so no orphaned etcd/apiserver survives a hard-killed test run.
     try:
@@ -299,7 +300,7 @@ class ControlPlane:
             # down in order, and killpg() reaches anything the binary might fork.
             start_new_session=True,
             # PDEATHSIG fires when the *thread* that forked exits, so only use it from the main thread.
-            preexec_fn=_set_pdeathsig if threading.current_thread() is threading.main_thread() else None,
+            preexec_fn=set_pdeathsig if threading.current_thread() is threading.main_thread() else None,
         )
         self._procs.append((name, proc, log_path))
 

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from operator_harness import free_port  # noqa: F401  (re-exported for the benchmarks)
 
-from agentops.envtest import _set_pdeathsig  # noqa: E402
+from agentops.envtest import set_pdeathsig  # noqa: E402
 from agentops.processes import terminate  # noqa: E402
 
 
@@ -156,7 +156,7 @@ class Child:
             # Own session: a terminal Ctrl-C reaches only the benchmark, which stops
             # children in order. PDEATHSIG: they die with it even if it is SIGKILLed.
             self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True, preexec_fn=_set_pdeathsig)
+                                         start_new_session=True, preexec_fn=set_pdeathsig)
 
     @property
     def pid(self) -> int:

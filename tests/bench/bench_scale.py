@@ -56,7 +56,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from operator_harness import free_port, report  # noqa: E402  (the harness owns the report shape)
 
-from agentops.envtest import ControlPlane, _set_pdeathsig  # noqa: E402
+from agentops.envtest import ControlPlane, set_pdeathsig  # noqa: E402
 from bench_common import Results, cpu_s, machine_busy, memory_kib, percentile, utilisation  # noqa: E402
 
 GROUP_PATH = "/apis/agentops.dev/v1alpha1"
@@ -150,7 +150,7 @@ class Operator:
             # Own session: a terminal Ctrl-C reaches only us, and we stop it in order.
             # PDEATHSIG: it dies with us even if we are SIGKILLed.
             self.proc = subprocess.Popen(cmd, env={**self.env, "AGENTOPS_API_TOKEN": self.token}, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_set_pdeathsig)
+                                         stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=set_pdeathsig)
         return started
 
     def stop(self) -> None:

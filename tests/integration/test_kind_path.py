@@ -46,7 +46,7 @@ import pytest
 import yaml
 from kind_node import network
 
-from agentops.envtest import ControlPlane, find_binaries
+from agentops.envtest import ControlPlane, find_binaries, set_pdeathsig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -118,17 +118,11 @@ def _build_controller_manager() -> Path:
     return Path(lines[-1])
 
 
-def _set_pdeathsig() -> None:
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _spawn(argv: list[str], log_path: Path, stack: ExitStack, *, cwd: Path | None = None,
            env: dict[str, str] | None = None, grace: float = 15) -> subprocess.Popen[bytes]:
     log_file = stack.enter_context(open(log_path, "wb"))
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd,
-                            env=env, start_new_session=True, preexec_fn=_set_pdeathsig)
+                            env=env, start_new_session=True, preexec_fn=set_pdeathsig)
 
     def stop() -> None:
         if proc.poll() is None:

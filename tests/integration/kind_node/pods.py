@@ -33,6 +33,8 @@ from typing import IO
 
 import aiohttp
 
+from agentops.envtest import set_pdeathsig
+
 from . import network
 from .api import Api, ApiError, Obj
 from .image import Image
@@ -60,12 +62,6 @@ class NodeContext:
     probes: aiohttp.ClientSession
     free_ips: list[str]
     counter: list[int] = field(default_factory=lambda: [0])
-
-
-def _set_pdeathsig() -> None:
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Container:
@@ -96,7 +92,7 @@ class Container:
                 self.proc = await asyncio.create_subprocess_exec(
                     "ip", "netns", "exec", self.pod.netns, sys.executable, str(LAUNCHER), str(spec_file),
                     stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                    start_new_session=True, preexec_fn=_set_pdeathsig)
+                    start_new_session=True, preexec_fn=set_pdeathsig)
             finally:
                 log_file.close()
             started_at = now()
