@@ -77,14 +77,15 @@ def reach_image_paths(paths: list[str], uid: int) -> None:
         bind(stash, path, read_only=True)
 
 
-def keep_image_paths_visible(paths: list[str], stashes: list[str], targets: list[str]) -> None:
-    """Bind back each image path that a volume now hides (a checkout under /tmp, with an
-    emptyDir on /tmp): in a real image the code never lives under a volume's mountPath."""
-    for path, stash in zip(paths, stashes):
-        real = os.path.realpath(path)
-        if any(real == t or real.startswith(t.rstrip("/") + "/") for t in targets):
-            os.makedirs(real, exist_ok=True)  # inside the volume, which is this pod's own
-            bind(stash, real, read_only=True)
+def set_aside(source: str, name: str) -> str:
+    """Bind `source` under /run before other mounts can hide it; return where it went."""
+    stash = make_target(f"/run/.{name}", os.path.isfile(source))
+    bind(source, stash)
+    return stash
+
+
+def hidden_by(path: str, targets: list[str]) -> bool:
+    return any(path == t or path.startswith(t.rstrip("/") + "/") for t in targets)
 
 
 def _ancestors(path: str) -> list[str]:
@@ -98,21 +99,18 @@ def main() -> None:
     mount("none", "/", None, MS_REC | MS_PRIVATE)  # our mounts stay ours
     mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
     # Every source is set aside first: a mount on /tmp would hide sources that live under /tmp.
-    stashed = []
-    for n, m in enumerate(spec["mounts"]):
-        stash = make_target(f"/run/.volume-{n}", os.path.isfile(m["source"]))
-        bind(m["source"], stash)
-        stashed.append(stash)
+    stashed = [set_aside(m["source"], f"volume-{n}") for n, m in enumerate(spec["mounts"])]
     reach_image_paths(spec["imagePaths"], spec["uid"])
-    image_stashes = []
-    for n, path in enumerate(spec["imagePaths"]):
-        image_stashes.append(make_target(f"/run/.image-keep-{n}", False))
-        bind(path, image_stashes[-1], read_only=True)
-    targets = []
+    # So is each image path a volume will hide (this checkout under /tmp, an emptyDir on
+    # /tmp); it is bound back inside the volume afterwards, where a real image never puts code.
+    targets = [os.path.realpath(m["target"]) for m in spec["mounts"]]
+    hidden = [real for real in map(os.path.realpath, spec["imagePaths"]) if hidden_by(real, targets)]
+    kept = [set_aside(path, f"image-kept-{n}") for n, path in enumerate(hidden)]
     for m, stash in zip(spec["mounts"], stashed):
-        targets.append(make_target(m["target"], os.path.isfile(stash)))
-        bind(stash, targets[-1], read_only=m["readOnly"])
-    keep_image_paths_visible(spec["imagePaths"], image_stashes, targets)
+        bind(stash, make_target(m["target"], os.path.isfile(stash)), read_only=m["readOnly"])
+    for path, stash in zip(hidden, kept):
+        os.makedirs(path, exist_ok=True)  # inside the volume, which is this pod's own
+        bind(stash, path, read_only=True)
     if spec["readOnlyRootFilesystem"]:
         mount("none", "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     os.chdir(spec["workingDir"])

@@ -30,6 +30,17 @@ log = logging.getLogger(__name__)
 CLUSTER_DOMAIN = "cluster.local"
 
 
+def _keep(index: dict[str, Obj], kind: str, obj: Obj) -> None:
+    """Apply one list_and_watch event to an index of objects by key (a SYNC drops the absent)."""
+    if kind == "SYNC":
+        for k in set(index) - set(obj["keys"]):
+            del index[k]
+    elif kind == "DELETED":
+        index.pop(key(obj), None)
+    else:
+        index[key(obj)] = obj
+
+
 class ServiceProxy:
     def __init__(self, on_services_changed: Callable[[], None]) -> None:
         self.services: dict[str, Obj] = {}
@@ -41,24 +52,12 @@ class ServiceProxy:
     # --- informer callbacks ---
 
     async def service_event(self, kind: str, obj: Obj) -> None:
-        if kind == "SYNC":
-            for k in set(self.services) - set(obj["keys"]):
-                del self.services[k]
-        elif kind == "DELETED":
-            self.services.pop(key(obj), None)
-        else:
-            self.services[key(obj)] = obj
+        _keep(self.services, kind, obj)
         await self._reconcile()
         self._on_services_changed()
 
     def slice_event(self, kind: str, obj: Obj) -> None:
-        if kind == "SYNC":
-            for k in set(self.slices) - set(obj["keys"]):
-                del self.slices[k]
-        elif kind == "DELETED":
-            self.slices.pop(key(obj), None)
-        else:
-            self.slices[key(obj)] = obj
+        _keep(self.slices, kind, obj)
 
     # --- what pods see ---
 
