@@ -23,21 +23,23 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-# Only what the wheel is built from (.dockerignore keeps the rest out of the context).
+# Only what the wheel is built from, and the pinned versions of its dependencies
+# (.dockerignore keeps the rest out of the context).
 # Commands run from /, never inside /src: its operator/ folder would shadow the
 # standard library's `operator` module for a `python -m ...` started there.
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md constraints.txt /src/
 COPY agentops/ /src/agentops/
 COPY operator/ /src/operator/
 COPY sidecar/ /src/sidecar/
 COPY agents/ /src/agents/
 COPY ui/ /src/ui/
 # pip compiles every module's bytecode while installing: at run time the root
-# filesystem is read-only and Python could not cache it. pip and setuptools are only
-# needed to install, so they leave the virtualenv afterwards.
+# filesystem is read-only and Python could not cache it. Dependencies get the exact
+# versions `make install` gets (constraints.txt). pip and setuptools are only needed
+# to install, so they leave the virtualenv afterwards.
 RUN python -m venv /opt/agentops \
  && /opt/agentops/bin/pip wheel --no-deps --wheel-dir /wheels /src \
- && /opt/agentops/bin/pip install /wheels/*.whl \
+ && /opt/agentops/bin/pip install --constraint /src/constraints.txt /wheels/*.whl \
  && /opt/agentops/bin/pip uninstall --yes pip setuptools
 
 FROM ${PYTHON_IMAGE}

@@ -7,15 +7,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install envtest kube-controller-manager browser lint-tools promtool diagram-tools test unit typecheck demo bench clean
+.PHONY: install constraints envtest kube-controller-manager browser lint-tools promtool diagram-tools test unit typecheck demo bench clean
 
-$(BIN)/.installed: pyproject.toml
+# Exact versions from constraints.txt; installing again when it or pyproject.toml
+# changes brings an existing virtualenv to the new pins.
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 install: $(BIN)/.installed
+
+## Resolve every dependency afresh (newest releases pyproject.toml allows) into
+## constraints.txt, in a temporary virtualenv; `make install` then installs them.
+constraints:
+	PYTHON=$(PYTHON) bash hack/refresh-constraints.sh
 
 ## Build (or find) etcd, kube-apiserver and kubectl; print their directory.
 envtest: install
