@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lupa import lua51
+from lupa import lua51  # type: ignore[import-untyped]  # until types-lupa is a dev dependency
 
 ARGOCD_DIR = Path(__file__).resolve().parents[1] / "manifests" / "argocd"
 SCRIPTS = {"Agent": ARGOCD_DIR / "health-agent.lua", "Fault": ARGOCD_DIR / "health-fault.lua"}

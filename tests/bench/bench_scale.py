@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -216,13 +217,21 @@ async def settle(op: Operator, session: aiohttp.ClientSession, timeout: float = 
 async def create_objects(api: Api, ns: str, n_agents: int, faults_per_agent: int, res: Results) -> dict[str, list[tuple[str, str]]]:
     """Create the Agents, then the Faults; return agent → [(fault name, fault uid)]."""
     agents = [f"agent-{i:05d}" for i in range(n_agents)]
+
+    # One job per object; the body is made when the job runs, as the POST goes out.
+    def create_agent(a: str) -> Callable[[], Awaitable[Any]]:
+        return lambda: api.must("POST", f"{GROUP_PATH}/namespaces/{ns}/agents", agent_body(a))
+
+    def create_fault(a: str, f: str) -> Callable[[], Awaitable[Any]]:
+        return lambda: api.must("POST", f"{GROUP_PATH}/namespaces/{ns}/faults", fault_body(f, a))
+
     t0 = time.monotonic()
-    await api.bounded([lambda a=a: api.must("POST", f"{GROUP_PATH}/namespaces/{ns}/agents", agent_body(a)) for a in agents])
+    await api.bounded([create_agent(a) for a in agents])
     took = time.monotonic() - t0
     res.add("create_agents_per_s", n_agents / took, "objects/s", f"create {n_agents} Agents (concurrency {api.concurrency})")
     pairs = [(a, f"{a}-fault-{k}") for a in agents for k in range(faults_per_agent)]
     t0 = time.monotonic()
-    made = await api.bounded([lambda a=a, f=f: api.must("POST", f"{GROUP_PATH}/namespaces/{ns}/faults", fault_body(f, a)) for a, f in pairs])
+    made = await api.bounded([create_fault(a, f) for a, f in pairs])
     took = time.monotonic() - t0
     res.add("create_faults_per_s", len(pairs) / took, "objects/s", f"create {len(pairs)} Faults")
     by_agent: dict[str, list[tuple[str, str]]] = {a: [] for a in agents}
@@ -364,7 +373,7 @@ async def long_poll_fanout(op: Operator, api: Api, session: aiohttp.ClientSessio
             deleted[a] = time.monotonic()
 
         t0 = time.monotonic()
-        await api.bounded([lambda a=a: delete(a) for a in agents])
+        await api.bounded([functools.partial(delete, a) for a in agents])
         res.add("delete_faults_s", time.monotonic() - t0, "s", f"DELETE the faults of {len(agents)} agents")
         await asyncio.gather(*polls)
     lags = [answered[a][0] - deleted[a] for a in agents]

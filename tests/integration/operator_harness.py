@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import requests
 
@@ -27,18 +27,23 @@ from agentops.processes import terminate
 T = TypeVar("T")
 
 
-def wait_for(probe: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.05, what: str = "condition") -> T:
-    """Call `probe` until it returns something truthy; fail with the last value at the deadline."""
+def wait_for(probe: Callable[[], T | Literal[False] | None], *, timeout: float = 15.0, interval: float = 0.05,
+             what: str = "condition") -> T:
+    """Call `probe` until it returns something truthy; fail with the last value at the deadline.
+
+    Typed for the usual probes `lambda: ready and value` and `lambda: value or None`: what
+    comes back is never the False or None that meant "not yet"."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: object = None
     while True:
         try:
-            last = probe()
+            value = probe()
         except (AssertionError, requests.RequestException, KeyError, json.JSONDecodeError) as exc:
             last = exc
         else:
-            if last:
-                return last
+            if value:
+                return value
+            last = value
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
         time.sleep(interval)

@@ -12,7 +12,7 @@ from operator_harness import Kube, OperatorProcess, agent_manifest, report, wait
 
 
 def _with(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    body = json.loads(json.dumps(base))
+    body: dict[str, Any] = json.loads(json.dumps(base))  # a deep copy
     for path, value in changes.items():
         target = body
         *parents, leaf = path.split("__")

@@ -167,7 +167,9 @@ def test_base_installs_what_the_operator_needs(renderings: dict[str, Rendering])
 
 @pytest.mark.parametrize("path", [p for p in KUSTOMIZATIONS if p != "crds"])
 def test_pods_run_restricted_with_a_read_only_root(renderings: dict[str, Rendering], path: str) -> None:
-    uid = int(re.search(r"^USER (\d+)", (REPO_ROOT / "Dockerfile").read_text(), re.M).group(1))  # type: ignore[union-attr]
+    user = re.search(r"^USER (\d+)", (REPO_ROOT / "Dockerfile").read_text(), re.M)
+    assert user is not None, "the Dockerfile sets no numeric USER"
+    uid = int(user.group(1))
     for name, pod in renderings[path].pod_specs():
         context = pod["securityContext"]
         assert context["runAsNonRoot"] is True and context["runAsUser"] == uid, (name, context)

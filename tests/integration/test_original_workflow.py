@@ -30,7 +30,7 @@ from operator_harness import Kube, OperatorProcess, agent_manifest, fault_manife
 from sidecar_harness import SidecarProcess
 
 LEASE_S = 12  # short enough for a test, long enough for a fault to expire first
-REQUESTS = {
+REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {  # agent → (path, JSON body)
     "chat": ("/v1/chat", {"message": "Hello! What can you tell me about Kubernetes operators?"}),
     "summary": ("/v1/summarize", {"text": "Operators reconcile state. Sidecars enforce faults. "
                                           "Telemetry flows to the operator. Health follows thresholds.", "maxSentences": 2}),

@@ -3,6 +3,8 @@ real API server as its thresholds say — and does not cost an API write per rep
 
 from __future__ import annotations
 
+from typing import Any
+
 from operator_harness import Kube, OperatorProcess, agent_manifest, fault_manifest, report, wait_for
 
 
@@ -10,11 +12,11 @@ def _phase(kube: Kube, name: str) -> str | None:
     return kube.status("agent", name).get("phase")
 
 
-def _post(operator: OperatorProcess, ns: str, agent: str = "chat", **kwargs: object) -> None:
-    """Post one report; like a sidecar, retry while the operator has not yet seen the
-    Agent that `kubectl apply` just created (404), fail on anything else."""
+def _post(operator: OperatorProcess, ns: str, agent: str = "chat", **kwargs: Any) -> None:
+    """Post one report (`kwargs` are report()'s); like a sidecar, retry while the operator
+    has not yet seen the Agent that `kubectl apply` just created (404), fail on anything else."""
     def accepted() -> bool:
-        r = operator.post_telemetry(report(agent, ns, **kwargs))  # type: ignore[arg-type]
+        r = operator.post_telemetry(report(agent, ns, **kwargs))
         assert r.status_code in (202, 404), r.text
         return r.status_code == 202
     wait_for(accepted, what=f"telemetry for {agent} accepted")

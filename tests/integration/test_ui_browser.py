@@ -19,7 +19,7 @@ import pytest
 from operator_harness import Kube, OperatorProcess, agent_manifest, fault_manifest, report, wait_for
 from ui_harness import REPO_ROOT, UIProcess
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
@@ -46,7 +46,12 @@ def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     pg = context.new_page()
     dialogs: list[str] = []
-    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    pg.on("dialog", dismiss)
     try:
         yield pg
     finally:
@@ -161,7 +166,7 @@ def test_complete_without_javascript_and_readable_on_a_narrow_screen(operator: O
         expect(cards).to_have_count(2)
         boxes = [cards.nth(i).bounding_box() for i in range(2)]
         assert all(b is not None and b["x"] >= 0 and b["x"] + b["width"] <= 375 for b in boxes), boxes
-        assert boxes[0]["y"] != boxes[1]["y"] and boxes[0]["x"] == boxes[1]["x"], boxes  # type: ignore[index]  # one column
+        assert boxes[0]["y"] != boxes[1]["y"] and boxes[0]["x"] == boxes[1]["x"], boxes  # type: ignore[index]  # one column; not None: asserted above
         assert pg.evaluate("document.documentElement.scrollWidth") <= 375, "the page scrolls sideways"
         expect(card(pg, kube.namespace, "alpha").locator(".phase-badge")).to_have_text("Healthy")
     finally:

@@ -12,7 +12,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import yaml
@@ -20,6 +20,9 @@ from operator_harness import Kube, OperatorProcess, agent_manifest, fault_manife
 from ui_harness import UI_RBAC, UI_SERVICE_ACCOUNT, UIProcess, readonly_kubeconfig
 
 from agentops.processes import terminate
+
+if TYPE_CHECKING:  # conftest is not imported at run time: fixtures arrive by name
+    from conftest import Cluster
 
 HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=&quot;alert(2)&quot;&gt;"
@@ -79,7 +82,7 @@ def test_pages_and_json_show_agents_faults_and_events(operator: OperatorProcess,
     assert get(ui, f"/api/agents/{ns}/nobody").status_code == 404
 
 
-def test_the_ui_account_can_read_and_nothing_else(cluster: Any, crds: Any, tmp_path: Path) -> None:
+def test_the_ui_account_can_read_and_nothing_else(cluster: Cluster, crds: Any, tmp_path: Path) -> None:
     readonly_kubeconfig(cluster, tmp_path / "ui.kubeconfig")  # applies the RBAC
 
     def can(*args: str) -> bool:
@@ -117,7 +120,7 @@ def test_every_route_refuses_every_write_method(kube: Kube, ui: UIProcess) -> No
     assert kube.get("fault", "f1")["metadata"]["name"] == "f1"  # nothing changed
 
 
-def test_html_from_the_cluster_renders_as_text(cluster: Any, kube: Kube, ui: UIProcess) -> None:
+def test_html_from_the_cluster_renders_as_text(cluster: Cluster, kube: Kube, ui: UIProcess) -> None:
     ns = kube.namespace
     body = json.loads(agent_manifest("alpha"))
     body["metadata"]["annotations"] = {"note": HOSTILE}

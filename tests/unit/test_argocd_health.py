@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from argocd_lua import ARGOCD_DIR, SCRIPTS, health
-from lupa.lua51 import LuaError
+from lupa.lua51 import LuaError  # type: ignore[import-untyped]  # until types-lupa is a dev dependency
 
 REPO = ARGOCD_DIR.parents[1]
 CASES: list[dict[str, Any]] = yaml.safe_load((ARGOCD_DIR / "health_test.yaml").read_text())["tests"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentops_operator.conditions import ConditionSpec, essence, find, merge_conditions
+from agentops_operator.conditions import Condition, ConditionSpec, essence, find, merge_conditions
 
 T0, T1, T2 = "2024-05-01T10:00:00Z", "2024-05-01T10:05:00Z", "2024-05-01T10:10:00Z"
 
@@ -33,7 +33,7 @@ def test_old_condition_without_transition_time_gets_now() -> None:
 
 
 def test_unmentioned_types_kept_and_order_stable() -> None:
-    prev = [
+    prev: list[Condition] = [
         {"type": "A", "status": "True", "reason": "r", "message": "m", "observedGeneration": 1, "lastTransitionTime": T0},
         {"type": "Owned", "status": "False", "reason": "x", "message": "y", "lastTransitionTime": T0},
         {"type": "B", "status": "True", "reason": "r", "message": "m", "observedGeneration": 1, "lastTransitionTime": T0},
@@ -61,7 +61,8 @@ def test_idempotent() -> None:
 
 def test_find() -> None:
     conds = merge_conditions(None, [ConditionSpec("A", "True", "r", ""), ConditionSpec("B", "False", "s", "")], generation=1, now=T0)
-    assert find(conds, "B")["reason"] == "s"  # type: ignore[index]
+    b = find(conds, "B")
+    assert b is not None and b["reason"] == "s"
     assert find(conds, "C") is None
     assert find(None, "A") is None
 

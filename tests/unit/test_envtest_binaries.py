@@ -22,7 +22,7 @@ def no_build(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
         raise AssertionError(f"build script must not run: {args}")
 
-    monkeypatch.setattr(envtest.subprocess, "run", refuse)
+    monkeypatch.setattr("agentops.envtest.subprocess.run", refuse)
 
 
 def test_assets_directory_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

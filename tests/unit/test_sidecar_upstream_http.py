@@ -7,7 +7,7 @@ return the exact body and only reuse a connection that is really free.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -51,8 +51,12 @@ async def serve(answers: list[bytes | None]) -> tuple[asyncio.Server, list[bytes
     return server, seen, conns
 
 
+# pool_for(answers): a pool to a server that gives `answers` in turn, the requests it saw, its connections.
+PoolFor = Callable[[list[bytes | None]], Awaitable[tuple[UpstreamPool, list[bytes], list[int]]]]
+
+
 @pytest.fixture
-async def pool_for() -> AsyncIterator[Callable[[list[bytes | None]], asyncio.Future[tuple[UpstreamPool, list[bytes], list[int]]]]]:
+async def pool_for() -> AsyncIterator[PoolFor]:
     servers: list[asyncio.Server] = []
 
     async def make(answers: list[bytes | None]) -> tuple[UpstreamPool, list[bytes], list[int]]:
@@ -61,7 +65,7 @@ async def pool_for() -> AsyncIterator[Callable[[list[bytes | None]], asyncio.Fut
         port = server.sockets[0].getsockname()[1]
         return UpstreamPool("127.0.0.1", port, max_idle=4, read_timeout_s=2.0), seen, conns
 
-    yield make  # type: ignore[misc]
+    yield make
     for s in servers:
         s.close()
 
@@ -74,7 +78,7 @@ async def body_of(pool: UpstreamPool, method: str = "GET", body: bytes | None = 
     return response.status, b"".join([chunk async for chunk in response.stream()])
 
 
-async def test_small_bodies_and_keep_alive(pool_for) -> None:  # type: ignore[no-untyped-def]
+async def test_small_bodies_and_keep_alive(pool_for: PoolFor) -> None:
     pool, seen, conns = await pool_for([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
                                         b"HTTP/1.1 201 Created\r\nContent-Length: 3\r\nX-A: 1\r\n\r\nyes"])
     assert await body_of(pool, "POST", b'{"a":1}') == (200, b"hi")
@@ -84,7 +88,7 @@ async def test_small_bodies_and_keep_alive(pool_for) -> None:  # type: ignore[no
     assert b"Content-Length" not in seen[1]  # a GET without a body states none
 
 
-async def test_large_chunked_and_close_delimited_bodies_stream(pool_for) -> None:  # type: ignore[no-untyped-def]
+async def test_large_chunked_and_close_delimited_bodies_stream(pool_for: PoolFor) -> None:
     pool, _, conns = await pool_for([
         b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n" + b"x" * 40,
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: t\r\n\r\n",
@@ -98,7 +102,7 @@ async def test_large_chunked_and_close_delimited_bodies_stream(pool_for) -> None
     assert conns == [0, 0, 0, 1]  # a close-delimited body ends its connection
 
 
-async def test_interim_and_bodiless_answers(pool_for) -> None:  # type: ignore[no-untyped-def]
+async def test_interim_and_bodiless_answers(pool_for: PoolFor) -> None:
     pool, _, conns = await pool_for([
         b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n!",
         b"HTTP/1.1 204 No Content\r\n\r\n",
@@ -112,7 +116,7 @@ async def test_interim_and_bodiless_answers(pool_for) -> None:  # type: ignore[n
     assert conns == [0, 0, 0, 1]  # "Connection: close" is honoured
 
 
-async def test_a_connection_closed_while_idle_is_not_reused(pool_for) -> None:  # type: ignore[no-untyped-def]
+async def test_a_connection_closed_while_idle_is_not_reused(pool_for: PoolFor) -> None:
     pool, _, conns = await pool_for([b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", None,
                                      b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"])
     assert await body_of(pool) == (200, b"a")
@@ -123,7 +127,7 @@ async def test_a_connection_closed_while_idle_is_not_reused(pool_for) -> None:  
     assert conns == [0, 0, 1]
 
 
-async def test_broken_answers_are_client_errors(pool_for) -> None:  # type: ignore[no-untyped-def]
+async def test_broken_answers_are_client_errors(pool_for: PoolFor) -> None:
     pool, _, _ = await pool_for([b"SMTP ready\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort"])
     with pytest.raises(aiohttp.ClientPayloadError, match="status line"):
         await body_of(pool)
@@ -131,7 +135,7 @@ async def test_broken_answers_are_client_errors(pool_for) -> None:  # type: igno
         await body_of(pool)
 
 
-async def test_an_agent_that_never_answers_times_out(pool_for) -> None:  # type: ignore[no-untyped-def]
+async def test_an_agent_that_never_answers_times_out(pool_for: PoolFor) -> None:
     server = await asyncio.start_server(lambda r, w: asyncio.sleep(10), "127.0.0.1", 0)
     pool = UpstreamPool("127.0.0.1", server.sockets[0].getsockname()[1], max_idle=1, read_timeout_s=0.2)
     with pytest.raises(TimeoutError):
@@ -148,7 +152,7 @@ async def test_nobody_listening_is_a_connection_error() -> None:
         await body_of(UpstreamPool("127.0.0.1", port, max_idle=1, read_timeout_s=1))
 
 
-async def test_slots_bound_concurrent_exchanges_and_come_back_after_a_partial_read(pool_for) -> None:  # type: ignore[no-untyped-def]
+async def test_slots_bound_concurrent_exchanges_and_come_back_after_a_partial_read(pool_for: PoolFor) -> None:
     pool, _, _ = await pool_for([b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n" + b"y" * 40,
                                  b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz"])
     pool = UpstreamPool(pool.host, pool.port, max_idle=1, max_connections=1, read_timeout_s=2.0)

@@ -5,15 +5,23 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
+import pytest
 
 from agentops.wire import TelemetryReport, validate_report
 from agentops_operator import telemetry_store
+from agentops_operator.health import WindowSummary
 from agentops_operator.resources import Key
 from agentops_operator.telemetry_store import MAX_REPORTS_PER_REPORTER, TelemetryStore
 
 KEY = Key("ns", "bot")
 OTHER = Key("ns", "other")
 WALL = datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
+
+
+def present(summary: WindowSummary | None) -> WindowSummary:
+    """The summary a test expects to exist."""
+    assert summary is not None
+    return summary
 
 
 def make_report(*, sidecar: str = "sc-1", instance: str | None = None, restarts: int = 0, requests: int = 10,
@@ -61,14 +69,14 @@ def test_reports_summed_within_window_and_pruned_after() -> None:
     store = TelemetryStore()
     for i in range(10):  # at t = 0, 5, ..., 45
         store.add(KEY, make_report(requests=10, errors={"http5xx": 1}, consecutive=i), received=5.0 * i, wall=WALL + timedelta(seconds=5 * i))
-    s = store.summary(KEY, now=50.0, window_s=60.0)
+    s = present(store.summary(KEY, now=50.0, window_s=60.0))
     assert (s.requests, s.server_errors, s.covered_seconds) == (100, 10, 50.0)
     assert s.latency_buckets == {100.0: 100}
     assert s.consecutive_probe_failures == (9,)  # the latest report's
     assert s.last_report_age_s == 5.0
     assert store.last_report_wall(KEY) == WALL + timedelta(seconds=45)
     # 30 s later: the window [20, 80] keeps t = 20 .. 45.
-    s = store.summary(KEY, now=80.0, window_s=60.0)
+    s = present(store.summary(KEY, now=80.0, window_s=60.0))
     assert (s.requests, s.server_errors, s.covered_seconds) == (60, 6, 30.0)
     assert s.last_report_age_s == 35.0
 
@@ -78,13 +86,13 @@ def test_covered_seconds_capped_at_window_and_max_over_reporters() -> None:
     for i in range(20):
         store.add(KEY, make_report(sidecar="a", window=5.0), received=float(i), wall=WALL)
     store.add(KEY, make_report(sidecar="b", window=3.0), received=19.0, wall=WALL)
-    s = store.summary(KEY, now=20.0, window_s=60.0)
+    s = present(store.summary(KEY, now=20.0, window_s=60.0))
     assert s.covered_seconds == 60.0  # 20 × 5 s, capped at the window
     assert s.reporters == 2
     store2 = TelemetryStore()
     store2.add(KEY, make_report(sidecar="a", window=5.0), received=1.0, wall=WALL)
     store2.add(KEY, make_report(sidecar="b", window=3.0), received=1.0, wall=WALL)
-    assert store2.summary(KEY, now=2.0, window_s=60.0).covered_seconds == 5.0  # replicas overlap in time
+    assert present(store2.summary(KEY, now=2.0, window_s=60.0)).covered_seconds == 5.0  # replicas overlap in time
 
 
 def test_lone_silent_reporter_kept_for_staleness() -> None:
@@ -95,14 +103,14 @@ def test_lone_silent_reporter_kept_for_staleness() -> None:
     assert s.last_report_age_s == 100.0
     assert (s.requests, s.reporters, s.consecutive_probe_failures) == (0, 0, ())
     # It is still there on the next call.
-    assert store.summary(KEY, now=200.0, window_s=60.0).last_report_age_s == 200.0
+    assert present(store.summary(KEY, now=200.0, window_s=60.0)).last_report_age_s == 200.0
 
 
 def test_silent_reporter_dropped_when_others_report() -> None:
     store = TelemetryStore()
     store.add(KEY, make_report(sidecar="old", instance="pod-old", consecutive=5, restarts=3), received=0.0, wall=WALL)
     store.add(KEY, make_report(sidecar="new", instance="pod-new"), received=90.0, wall=WALL)
-    s = store.summary(KEY, now=100.0, window_s=60.0)
+    s = present(store.summary(KEY, now=100.0, window_s=60.0))
     assert s.reporters == 1
     assert s.instances == ("pod-new",)
     assert s.consecutive_probe_failures == (0,)
@@ -114,7 +122,7 @@ def test_multiple_reporters_merge() -> None:
     store = TelemetryStore()
     store.add(KEY, make_report(sidecar="b", instance="pod-b", restarts=1, applied=["u1"], buckets={"100": 4, "200": 6}), received=1.0, wall=WALL)
     store.add(KEY, make_report(sidecar="a", instance="pod-a", restarts=2, applied=["u2"], buckets={"200": 10}), received=2.0, wall=WALL)
-    s = store.summary(KEY, now=3.0, window_s=60.0)
+    s = present(store.summary(KEY, now=3.0, window_s=60.0))
     assert s.instances == ("pod-a", "pod-b")
     assert s.restarts == 3
     assert s.applied_fault_uids == frozenset({"u1", "u2"})
@@ -127,14 +135,14 @@ def test_applied_faults_from_latest_report_only() -> None:
     store = TelemetryStore()
     store.add(KEY, make_report(applied=["u1"]), received=1.0, wall=WALL)
     store.add(KEY, make_report(applied=[]), received=2.0, wall=WALL)
-    assert store.summary(KEY, now=3.0, window_s=60.0).applied_fault_uids == frozenset()
+    assert present(store.summary(KEY, now=3.0, window_s=60.0)).applied_fault_uids == frozenset()
 
 
 def test_restarts_from_latest_report_not_summed_over_time() -> None:
     store = TelemetryStore()
     for i in range(3):
         store.add(KEY, make_report(restarts=2), received=float(i), wall=WALL)
-    assert store.summary(KEY, now=3.0, window_s=60.0).restarts == 2
+    assert present(store.summary(KEY, now=3.0, window_s=60.0)).restarts == 2
 
 
 def test_forget() -> None:
@@ -152,11 +160,11 @@ def test_reports_per_reporter_bounded() -> None:
     store = TelemetryStore()
     for i in range(MAX_REPORTS_PER_REPORTER + 5):
         store.add(KEY, make_report(requests=1, window=1.0), received=0.0, wall=WALL)
-    s = store.summary(KEY, now=0.0, window_s=3600.0)
+    s = present(store.summary(KEY, now=0.0, window_s=3600.0))
     assert s.requests == MAX_REPORTS_PER_REPORTER
 
 
-def test_reporters_per_agent_bounded_quietest_evicted(monkeypatch) -> None:
+def test_reporters_per_agent_bounded_quietest_evicted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(telemetry_store, "MAX_REPORTERS_PER_AGENT", 3)
     store = TelemetryStore()
     store.add(KEY, make_report(sidecar="a", instance="a"), received=5.0, wall=WALL)
@@ -164,7 +172,7 @@ def test_reporters_per_agent_bounded_quietest_evicted(monkeypatch) -> None:
     store.add(KEY, make_report(sidecar="c", instance="c"), received=3.0, wall=WALL)
     store.add(KEY, make_report(sidecar="a", instance="a"), received=6.0, wall=WALL)  # known: no eviction
     store.add(KEY, make_report(sidecar="d", instance="d"), received=7.0, wall=WALL)
-    s = store.summary(KEY, now=8.0, window_s=60.0)
+    s = present(store.summary(KEY, now=8.0, window_s=60.0))
     assert s.instances == ("a", "c", "d")
     assert s.reporters == 3
 
@@ -183,7 +191,7 @@ def test_bucket_keys_for_the_same_bound_are_added() -> None:
     # they name the same bucket, and neither count may be lost.
     store = TelemetryStore()
     store.add(KEY, make_report(requests=10, buckets={"100": 4, "100.0": 6}), received=1.0, wall=WALL)
-    assert dict(store.summary(KEY, now=2.0, window_s=60.0).latency_buckets) == {100.0: 10}
+    assert dict(present(store.summary(KEY, now=2.0, window_s=60.0)).latency_buckets) == {100.0: 10}
 
 
 def test_a_reporter_stale_beyond_the_heartbeat_timeout_yields_to_fresh_ones() -> None:

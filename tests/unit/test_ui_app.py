@@ -165,8 +165,9 @@ async def test_faults_page(client: TestClient[Any, Any]) -> None:
 
 
 async def test_partial_is_the_content_only(client: TestClient[Any, Any]) -> None:
-    for kwargs in ({"headers": {"X-Partial": "1"}}, {"params": {"partial": "1"}}):
-        r = await client.get("/", **kwargs)  # type: ignore[arg-type]
+    asks: tuple[dict[str, Any], ...] = ({"headers": {"X-Partial": "1"}}, {"params": {"partial": "1"}})  # get()'s keywords
+    for kwargs in asks:
+        r = await client.get("/", **kwargs)
         text = await r.text()
         assert "<html" not in text and "<header" not in text and text.startswith("<h1>")
         assert 'data-agent="ns/chat"' in text
