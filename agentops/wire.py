@@ -20,8 +20,9 @@ a 10% step, so an interpolated quantile is within about 5% of the true value.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, TypedDict
+from typing import Any, TypedDict
 
+from agentops.api_types import CrashParams, ErrorParams, FaultType, LatencyParams
 from agentops.errors import InvalidField
 
 # Error classes a sidecar counts. 4xx answers are the caller's fault and do not count
@@ -80,18 +81,15 @@ class TelemetryReport(TypedDict):
     appliedFaults: list[str]  # uids of the faults the sidecar enforced in this window
 
 
-FaultType = Literal["Latency", "Error", "Crash"]
-
-
 class FaultAssignment(TypedDict, total=False):
     uid: str
     name: str
     type: FaultType
     expiresAt: str  # RFC 3339; the sidecar stops the fault here on its own
     percentage: float  # 0–100, share of requests the fault hits
-    latency: dict[str, int]  # {"delayMs", "jitterMs"}
-    error: dict[str, Any]  # {"statusCode", "body"}
-    crash: dict[str, int]  # {"statusCode"}
+    latency: LatencyParams  # the Fault's spec block of its type, as written
+    error: ErrorParams
+    crash: CrashParams
 
 
 class AssignmentSet(TypedDict):

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agentops.api_types import ActiveFaultStatus, AgentStatus, AgentTelemetry, FaultType, HealingRecord, Incident
+
 from agentops_operator.conditions import ConditionSpec, essence, merge_conditions
 from agentops_operator.health import HEALTHY, UNKNOWN, Assessment
 
@@ -24,13 +26,13 @@ from agentops_operator.health import HEALTHY, UNKNOWN, Assessment
 class ActiveFault:
     name: str
     uid: str
-    type: str
+    type: FaultType
     expires_at: str
     applied: bool
 
 
 def desired_status(
-    previous: dict[str, Any],
+    previous: AgentStatus,
     *,
     generation: int,
     assessment: Assessment,
@@ -39,11 +41,11 @@ def desired_status(
     reporters: int,
     instances: tuple[str, ...],
     now: str,
-    healing: dict[str, Any] | None = None,
-    incidents: list[dict[str, Any]] | None = None,
+    healing: HealingRecord | None = None,
+    incidents: list[Incident] | None = None,
     extra_conditions: list[ConditionSpec] | None = None,
     restart_count: int | None = None,
-) -> dict[str, Any]:
+) -> AgentStatus:
     if assessment.phase == HEALTHY:
         ready = ConditionSpec("Ready", "True", "Healthy", assessment.message)
     elif assessment.phase == UNKNOWN:
@@ -68,30 +70,28 @@ def desired_status(
     else:
         fault_condition = ConditionSpec("FaultActive", "False", "NoActiveFaults", "no fault targets this agent")
 
-    status: dict[str, Any] = {
-        "phase": assessment.phase,
-        "observedGeneration": generation,
-        "conditions": merge_conditions(previous.get("conditions"), [ready, telemetry, fault_condition, *(extra_conditions or ())],
-                                       generation=generation, now=now),
-        "metrics": dict(assessment.metrics),
-        "activeFaults": [
-            {"name": f.name, "type": f.type, "expiresAt": f.expires_at, "applied": f.applied} for f in faults
-        ],
-        "activeFaultCount": len(faults),
-        "restartCount": int(previous.get("restartCount", 0)) if restart_count is None else restart_count,
-    }
+    status = AgentStatus(
+        phase=assessment.phase,
+        observedGeneration=generation,
+        conditions=merge_conditions(previous.get("conditions"), [ready, telemetry, fault_condition, *(extra_conditions or ())],
+                                    generation=generation, now=now),
+        metrics=assessment.metrics,
+        activeFaults=[ActiveFaultStatus(name=f.name, type=f.type, expiresAt=f.expires_at, applied=f.applied) for f in faults],
+        activeFaultCount=len(faults),
+        restartCount=int(previous.get("restartCount", 0)) if restart_count is None else restart_count,
+    )
     if healing is not None:
         status["healing"] = healing
     if incidents is not None:
         status["incidents"] = incidents
     if last_report_time is not None:
-        status["telemetry"] = {"lastReportTime": last_report_time, "reporters": reporters, "instances": list(instances)[:50]}
+        status["telemetry"] = AgentTelemetry(lastReportTime=last_report_time, reporters=reporters, instances=list(instances)[:50])
     elif "telemetry" in previous:
         status["telemetry"] = previous["telemetry"]
     return status
 
 
-def signature(status: dict[str, Any]) -> tuple[Any, ...]:
+def signature(status: AgentStatus) -> tuple[Any, ...]:
     """What a change must touch to be worth a write on its own."""
     return (
         status.get("phase"),
@@ -104,7 +104,7 @@ def signature(status: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def needs_write(previous: dict[str, Any], wanted: dict[str, Any], *, since_last_write: float, heartbeat: float) -> bool:
+def needs_write(previous: AgentStatus, wanted: AgentStatus, *, since_last_write: float, heartbeat: float) -> bool:
     if signature(previous) != signature(wanted):
         return True
     if since_last_write < heartbeat:

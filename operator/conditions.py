@@ -8,9 +8,8 @@ may change without a transition.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-Condition = dict[str, Any]
+from agentops.api_types import Condition as Condition  # re-exported: the type of what this module builds
+from agentops.api_types import ConditionStatus
 
 
 @dataclass(frozen=True)
@@ -18,7 +17,7 @@ class ConditionSpec:
     """What a condition should say now; turned into a Condition by `merge_conditions`."""
 
     type: str
-    status: str  # "True" | "False" | "Unknown"
+    status: ConditionStatus
     reason: str  # CamelCase, machine-readable
     message: str
 
@@ -35,19 +34,13 @@ def merge_conditions(
     Types the caller does not mention are left as they were (another part of the
     operator may own them); order is stable so that unchanged lists compare equal.
     """
-    by_type = {c["type"]: dict(c) for c in previous or ()}
+    by_type: dict[str, Condition] = {c["type"]: c for c in previous or ()}
     order = [c["type"] for c in previous or ()]
     for spec in wanted:
         old = by_type.get(spec.type)
         transition = now if old is None or old.get("status") != spec.status else old.get("lastTransitionTime", now)
-        by_type[spec.type] = {
-            "type": spec.type,
-            "status": spec.status,
-            "reason": spec.reason,
-            "message": spec.message,
-            "observedGeneration": generation,
-            "lastTransitionTime": transition,
-        }
+        by_type[spec.type] = Condition(type=spec.type, status=spec.status, observedGeneration=generation,
+                                       lastTransitionTime=transition, reason=spec.reason, message=spec.message)
         if spec.type not in order:
             order.append(spec.type)
     return [by_type[t] for t in order]

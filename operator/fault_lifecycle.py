@@ -23,13 +23,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
+from agentops.api_types import Condition, FaultPhase, FaultStatus
 from agentops_operator.conditions import ConditionSpec, merge_conditions
 from agentops_operator.resources import FaultSpec, format_time, parse_time
 
-PENDING, ACTIVE, EXPIRED, HALTED, ABORTED, FAILED = "Pending", "Active", "Expired", "Halted", "Aborted", "Failed"
-ENDED = frozenset({EXPIRED, HALTED, ABORTED, FAILED})
+PENDING: FaultPhase = "Pending"
+ACTIVE: FaultPhase = "Active"
+EXPIRED: FaultPhase = "Expired"
+HALTED: FaultPhase = "Halted"
+ABORTED: FaultPhase = "Aborted"
+FAILED: FaultPhase = "Failed"
+ENDED: frozenset[FaultPhase] = frozenset({EXPIRED, HALTED, ABORTED, FAILED})
 
 PENDING_GRACE_S = 2.0
 # `kubectl get faults` shows at most this many target names before "+N".
@@ -45,18 +50,17 @@ class EventSpec:
 
 @dataclass(frozen=True)
 class FaultDecision:
-    status: dict[str, Any]
+    status: FaultStatus
     events: tuple[EventSpec, ...] = ()
     next_check: datetime | None = None  # when the decision may change with time alone
-    enforce: bool = False  # whether sidecars of the targets must enforce it now
-    expires_at: datetime | None = None
+    assign: bool = False  # whether it is assigned to its targets now (their sidecars enforce it)
 
 
 @dataclass(frozen=True)
 class EarlyStop:
     """A request to end the fault now: Halted (halt switch, recover) or Aborted (a guard)."""
 
-    phase: str  # HALTED | ABORTED
+    phase: FaultPhase  # HALTED | ABORTED
     reason: str  # CamelCase, e.g. NamespaceHalted, ClusterHalted, ManualRecover, StopConditionTripped
     message: str
 
@@ -69,7 +73,10 @@ class FaultView:
     generation: int
     created: datetime
     spec: FaultSpec
-    status: dict[str, Any] = field(default_factory=dict)
+    status: FaultStatus = field(default_factory=lambda: FaultStatus())
+    # Agents a restart cured of this (Crash) fault: recorded in status.curedTargets so
+    # that an operator restart does not strike them again.
+    cured: frozenset[str] = frozenset()
 
 
 def target_summary(targets: list[str]) -> str:
@@ -92,8 +99,8 @@ def _whole_second_floor(moment: datetime) -> datetime:
 
 def decide(fault: FaultView, targets: list[str], now: datetime, stop: EarlyStop | None = None) -> FaultDecision:
     """The status the fault should have at `now`, given the agents it resolves to."""
-    status = dict(fault.status)
-    phase = status.get("phase") or PENDING
+    status = FaultStatus(**fault.status)
+    phase: FaultPhase = status.get("phase") or PENDING
     events: list[EventSpec] = []
     stamp = format_time(now)
     targets = sorted(targets)
@@ -103,8 +110,10 @@ def decide(fault: FaultView, targets: list[str], now: datetime, stop: EarlyStop 
         # kstatus and Argo CD would read the Fault as in progress for ever.
         if status.get("observedGeneration") not in (None, fault.generation):
             status["observedGeneration"] = fault.generation
-            status["conditions"] = [{**c, "observedGeneration": fault.generation} for c in status.get("conditions") or ()]
+            status["conditions"] = [Condition(**{**c, "observedGeneration": fault.generation}) for c in status.get("conditions") or ()]
         return FaultDecision(status=status)
+    if fault.cured and sorted(fault.cured) != status.get("curedTargets"):
+        status["curedTargets"] = sorted(fault.cured)
     if stop is not None:
         return _stop_early(fault, status, phase, stop, stamp)
 
@@ -115,7 +124,7 @@ def decide(fault: FaultView, targets: list[str], now: datetime, stop: EarlyStop 
         elif now >= expires:
             late = (now - expires).total_seconds()
             note = f" (operator resumed {late:.0f}s after expiry)" if late >= 2 else ""
-            status.update(phase=EXPIRED, endedAt=stamp, message=f"expired at {format_time(expires)}{note}")
+            status.update(FaultStatus(phase=EXPIRED, endedAt=stamp, message=f"expired at {format_time(expires)}{note}"))
             events.append(EventSpec("Normal", "FaultExpired", f"{fault.spec.type} fault ended after {fault.spec.duration_s:g}s{note}"))
             wanted = [
                 ConditionSpec("Active", "False", "Expired", "the fault's duration has elapsed"),
@@ -132,17 +141,17 @@ def decide(fault: FaultView, targets: list[str], now: datetime, stop: EarlyStop 
             wanted = [
                 ConditionSpec("TargetsResolved", "True" if resolved else "False",
                               "TargetsFound" if resolved else "TargetNotFound",
-                              f"enforced on {len(targets)} agent(s)" if resolved else f"no {_describe_target(fault.spec)} exists now"),
+                              f"assigned to {len(targets)} agent(s)" if resolved else f"no {_describe_target(fault.spec)} exists now"),
                 ConditionSpec("Active", "True", "Injecting", f"until {format_time(expires)}"),
                 ConditionSpec("Ready", "True" if resolved else "False",
                               "Active" if resolved else "TargetNotFound",
-                              "the fault is being enforced" if resolved else "the fault is active but has no target"),
+                              "the fault is assigned to its targets" if resolved else "the fault is active but has no target"),
             ]
             old_reason = _reason(status, "TargetsResolved")
             if old_reason == "TargetsFound" and not resolved:
                 events.append(EventSpec("Warning", "TargetLost", f"no {_describe_target(fault.spec)} exists any more"))
             _conclude(status, wanted, fault.generation, stamp)
-            return FaultDecision(status=status, events=tuple(events), next_check=expires, enforce=resolved, expires_at=expires)
+            return FaultDecision(status=status, events=tuple(events), next_check=expires, assign=resolved)
 
     # Pending: give up after `duration` (checked first: a fault the operator finds
     # long after its give-up time must not start then), else start once a target exists.
@@ -150,8 +159,8 @@ def decide(fault: FaultView, targets: list[str], now: datetime, stop: EarlyStop 
     # moment; the grace keeps a 1 s fault from giving up before it was ever looked at.
     give_up = fault.created + timedelta(seconds=fault.spec.duration_s + PENDING_GRACE_S)
     if now >= give_up:
-        status.update(phase=FAILED, endedAt=stamp, targets=[], targetSummary=target_summary([]),
-                      message=f"no {_describe_target(fault.spec)} appeared within the fault's duration")
+        status.update(FaultStatus(phase=FAILED, endedAt=stamp, targets=[], targetSummary=target_summary([]),
+                      message=f"no {_describe_target(fault.spec)} appeared within the fault's duration"))
         wanted = [
             ConditionSpec("TargetsResolved", "False", "TargetNotFound", f"no {_describe_target(fault.spec)} exists"),
             ConditionSpec("Active", "False", "NeverStarted", "no target appeared within the fault's duration"),
@@ -164,28 +173,28 @@ def decide(fault: FaultView, targets: list[str], now: datetime, stop: EarlyStop 
     if targets:
         started = _whole_second_floor(now)
         expires = started + timedelta(seconds=math.ceil(fault.spec.duration_s))
-        status.update(
+        status.update(FaultStatus(
             phase=ACTIVE,
             startedAt=format_time(started),
             expiresAt=format_time(expires),
             targets=targets,
             targetSummary=target_summary(targets),
             message=f"{fault.spec.type} fault active on {target_summary(targets)}",
-        )
+        ))
         status.pop("endedAt", None)
         wanted = [
-            ConditionSpec("TargetsResolved", "True", "TargetsFound", f"enforced on {len(targets)} agent(s)"),
+            ConditionSpec("TargetsResolved", "True", "TargetsFound", f"assigned to {len(targets)} agent(s)"),
             ConditionSpec("Active", "True", "Injecting", f"until {format_time(expires)}"),
-            ConditionSpec("Ready", "True", "Active", "the fault is being enforced"),
+            ConditionSpec("Ready", "True", "Active", "the fault is assigned to its targets"),
         ]
         events.append(EventSpec("Normal", "FaultActivated", f"{fault.spec.type} fault active on {', '.join(targets)} until {format_time(expires)}"))
         _conclude(status, wanted, fault.generation, stamp)
-        return FaultDecision(status=status, events=tuple(events), next_check=expires, enforce=True, expires_at=expires)
+        return FaultDecision(status=status, events=tuple(events), next_check=expires, assign=True)
 
     if _reason(status, "TargetsResolved") != "TargetNotFound":
         events.append(EventSpec("Warning", "TargetNotFound", f"waiting for {_describe_target(fault.spec)} until {format_time(give_up)}"))
-    status.update(phase=PENDING, targets=[], targetSummary=target_summary([]),
-                  message=f"waiting for {_describe_target(fault.spec)} until {format_time(give_up)}")
+    status.update(FaultStatus(phase=PENDING, targets=[], targetSummary=target_summary([]),
+                  message=f"waiting for {_describe_target(fault.spec)} until {format_time(give_up)}"))
     wanted = [
         ConditionSpec("TargetsResolved", "False", "TargetNotFound", f"no {_describe_target(fault.spec)} exists yet"),
         ConditionSpec("Active", "False", "WaitingForTarget", f"starts when {_describe_target(fault.spec)} appears, at the latest by {format_time(give_up)}"),
@@ -195,11 +204,11 @@ def decide(fault: FaultView, targets: list[str], now: datetime, stop: EarlyStop 
     return FaultDecision(status=status, events=tuple(events), next_check=give_up)
 
 
-def _stop_early(fault: FaultView, status: dict[str, Any], phase: str, stop: EarlyStop, stamp: str) -> FaultDecision:
+def _stop_early(fault: FaultView, status: FaultStatus, phase: FaultPhase, stop: EarlyStop, stamp: str) -> FaultDecision:
     refused = phase == PENDING
-    status.update(phase=stop.phase, endedAt=stamp, message=stop.message)
+    status.update(FaultStatus(phase=stop.phase, endedAt=stamp, message=stop.message))
     if refused:
-        status.update(targets=[], targetSummary=target_summary([]))
+        status.update(FaultStatus(targets=[], targetSummary=target_summary([])))
         event = EventSpec("Warning", "FaultRefused", f"{fault.spec.type} fault refused: {stop.message}")
     else:
         verb = "halted" if stop.phase == HALTED else "aborted"
@@ -212,7 +221,7 @@ def _stop_early(fault: FaultView, status: dict[str, Any], phase: str, stop: Earl
     return FaultDecision(status=status, events=(event,))
 
 
-def _kstatus(phase: str, wanted: list[ConditionSpec]) -> list[ConditionSpec]:
+def _kstatus(phase: FaultPhase, wanted: list[ConditionSpec]) -> list[ConditionSpec]:
     """kstatus' pair (what Flux reads): Reconciling while waiting for a target, Stalled
     when the fault failed (it will never run without a new Fault)."""
     ready = next((c for c in wanted if c.type == "Ready"), None)
@@ -225,32 +234,32 @@ def _kstatus(phase: str, wanted: list[ConditionSpec]) -> list[ConditionSpec]:
     ]
 
 
-def _conclude(status: dict[str, Any], wanted: list[ConditionSpec], generation: int, stamp: str) -> None:
+def _conclude(status: FaultStatus, wanted: list[ConditionSpec], generation: int, stamp: str) -> None:
     """Every decision ends the same way: its conditions merged, the generation observed."""
-    wanted = wanted + _kstatus(str(status.get("phase") or PENDING), wanted)
+    wanted = wanted + _kstatus(status.get("phase") or PENDING, wanted)
     status["conditions"] = merge_conditions(status.get("conditions"), wanted, generation=generation, now=stamp)
     status["observedGeneration"] = generation
 
 
-def _reason(status: dict[str, Any], type_: str) -> str | None:
+def _reason(status: FaultStatus, type_: str) -> str | None:
     for c in status.get("conditions") or ():
         if c.get("type") == type_:
             return str(c.get("reason"))
     return None
 
 
-def invalid_spec(previous: dict[str, Any], generation: int, error: str, now: datetime) -> FaultDecision:
+def invalid_spec(previous: FaultStatus, generation: int, error: str, now: datetime) -> FaultDecision:
     """A spec the operator cannot read (the CRD schema should prevent it): never enforced.
 
     An Active fault whose spec turns unreadable stops at once rather than running on
     parameters nobody can see.
     """
-    status = dict(previous)
+    status = FaultStatus(**previous)
     stamp = format_time(now)
     events: tuple[EventSpec, ...] = ()
     if status.get("phase") not in ENDED:
         events = (EventSpec("Warning", "InvalidSpec", error),)
-        status.update(phase=FAILED, endedAt=stamp, message=f"invalid spec: {error}")
+        status.update(FaultStatus(phase=FAILED, endedAt=stamp, message=f"invalid spec: {error}"))
     wanted = [
         ConditionSpec("Active", "False", "InvalidSpec", error),
         ConditionSpec("Ready", "False", "InvalidSpec", error),

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from agentops.api_types import HealingRecord, HealingStateName, Incident, IncidentState, IncidentTrigger, RestartRequestKind
+
 from agentops_operator import incidents as inc
 from agentops_operator.conditions import ConditionSpec
 from agentops_operator.fault_lifecycle import EventSpec
@@ -42,11 +44,19 @@ from agentops_operator.health import HEALTHY, UNHEALTHY
 from agentops_operator.resources import HealingPolicy, format_time, parse_time
 from agentops_operator.runtimes import RestartOutcome
 
-IDLE, WAITING, BACKOFF, QUEUED, RESTARTING, VERIFYING = "Idle", "Waiting", "Backoff", "Queued", "Restarting", "Verifying"
-STALLED, DISABLED, OBSERVE_ONLY = "Stalled", "Disabled", "ObserveOnly"
+IDLE: HealingStateName = "Idle"
+WAITING: HealingStateName = "Waiting"
+BACKOFF: HealingStateName = "Backoff"
+QUEUED: HealingStateName = "Queued"
+RESTARTING: HealingStateName = "Restarting"
+VERIFYING: HealingStateName = "Verifying"
+STALLED: HealingStateName = "Stalled"
+DISABLED: HealingStateName = "Disabled"
+OBSERVE_ONLY: HealingStateName = "ObserveOnly"
 # States that hold one of the cluster-wide restart slots.
 HOLDS_SLOT = frozenset({RESTARTING, VERIFYING})
-MANUAL_RECOVER, MANUAL_RESTART = "ManualRecover", "ManualRestart"
+MANUAL_RECOVER: RestartRequestKind = "ManualRecover"
+MANUAL_RESTART: RestartRequestKind = "ManualRestart"
 MAX_LEDGER = 100  # the budget allows at most 100 restarts per window
 
 
@@ -54,7 +64,7 @@ MAX_LEDGER = 100  # the budget allows at most 100 restarts per window
 class HealingState:
     """status.healing, as the healing loop reads and writes it."""
 
-    state: str = IDLE
+    state: HealingStateName = IDLE
     message: str = ""
     unhealthy_since: datetime | None = None
     restarts: tuple[datetime, ...] = ()  # automatic restarts in the budget window, oldest first
@@ -64,15 +74,15 @@ class HealingState:
     restart_token: str | None = None
     handled_restart: str | None = None
     handled_recover: str | None = None
-    pending_request: str | None = None  # a manual request waiting for a slot
+    pending_request: RestartRequestKind | None = None  # a manual request waiting for a slot
     incident_seq: int = 0
     stalled_reason: str | None = None
 
     @classmethod
-    def from_status(cls, raw: dict[str, Any] | None) -> HealingState:
-        raw = raw or {}
+    def from_status(cls, raw: HealingRecord | None) -> HealingState:
+        raw = raw or HealingRecord()
         return cls(
-            state=str(raw.get("state") or IDLE),
+            state=raw.get("state") or IDLE,
             message=str(raw.get("message") or ""),
             unhealthy_since=parse_time(raw.get("unhealthySince")),
             restarts=tuple(t for t in (parse_time(s) for s in raw.get("restarts") or ()) if t is not None),
@@ -87,9 +97,9 @@ class HealingState:
             stalled_reason=raw.get("stalledReason"),
         )
 
-    def to_status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"state": self.state, "message": self.message, "restarts": [format_time(t) for t in self.restarts],
-                               "incidentSeq": self.incident_seq}
+    def to_status(self) -> HealingRecord:
+        out = HealingRecord(state=self.state, message=self.message, restarts=[format_time(t) for t in self.restarts],
+                            incidentSeq=self.incident_seq)
         optional = {
             "unhealthySince": format_time(self.unhealthy_since) if self.unhealthy_since else None,
             "nextRestartTime": format_time(self.next_restart) if self.next_restart else None,
@@ -101,7 +111,7 @@ class HealingState:
             "pendingRequest": self.pending_request,
             "stalledReason": self.stalled_reason,
         }
-        out.update({k: v for k, v in optional.items() if v is not None})
+        out.update({k: v for k, v in optional.items() if v is not None})  # type: ignore[typeddict-item]  # keys of HealingRecord
         return out
 
 
@@ -130,7 +140,7 @@ class Restart:
 @dataclass(frozen=True)
 class HealingDecision:
     state: HealingState
-    incidents: list[inc.Incident]
+    incidents: list[Incident]
     restart: Restart | None = None
     halt_faults: bool = False  # a manual recover: end every active fault on the agent
     events: tuple[EventSpec, ...] = ()
@@ -145,7 +155,7 @@ class _Step:
     """The decision being built (mutable scratch, returned frozen)."""
 
     state: HealingState
-    incidents: list[inc.Incident]
+    incidents: list[Incident]
     now: datetime
     events: list[EventSpec] = field(default_factory=list)
     restart: Restart | None = None
@@ -168,12 +178,12 @@ class _Step:
     def check_at(self, moment: datetime) -> None:
         self.next_check = moment if self.next_check is None else min(self.next_check, moment)
 
-    def end_incident(self, state: str, message: str | None = None) -> None:
+    def end_incident(self, state: IncidentState, message: str | None = None) -> None:
         if inc.current(self.incidents) is not None:
             self.incidents = inc.end(self.incidents, state=state, at=self.stamp, message=message)
             self.incident_ended = state
 
-    def open_incident(self, trigger: str, reason: str, message: str, obs: Observation) -> None:
+    def open_incident(self, trigger: IncidentTrigger, reason: str, message: str, obs: Observation) -> None:
         seq = self.state.incident_seq + 1
         self.set(incident_seq=seq)
         observed = obs.not_healthy_since or self.now
@@ -201,7 +211,7 @@ def backoff_s(policy: HealingPolicy, restarts_in_window: int) -> float:
 
 def step(
     state: HealingState,
-    incidents: list[inc.Incident],
+    incidents: list[Incident],
     *,
     policy: HealingPolicy,
     runtime_type: str,
@@ -311,7 +321,7 @@ def step(
     return s.freeze()
 
 
-def _note_manual(s: _Step, obs: Observation, trigger: str, message: str) -> None:
+def _note_manual(s: _Step, obs: Observation, trigger: RestartRequestKind, message: str) -> None:
     if inc.current(s.incidents) is None:
         s.open_incident(trigger, trigger, message, obs)
     if s.state.state == STALLED:

@@ -20,9 +20,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from agentops.api_types import AgentMetrics, AgentPhase, ConditionStatus
 from agentops_operator.resources import HealthThresholds
 
-UNKNOWN, HEALTHY, DEGRADED, UNHEALTHY = "Unknown", "Healthy", "Degraded", "Unhealthy"
+UNKNOWN: AgentPhase = "Unknown"
+HEALTHY: AgentPhase = "Healthy"
+DEGRADED: AgentPhase = "Degraded"
+UNHEALTHY: AgentPhase = "Unhealthy"
 _SEVERITY = {HEALTHY: 0, UNKNOWN: 1, DEGRADED: 2, UNHEALTHY: 3}
 
 
@@ -48,12 +52,12 @@ class WindowSummary:
 
 @dataclass(frozen=True)
 class Assessment:
-    phase: str
+    phase: AgentPhase
     reason: str
     message: str
-    telemetry_fresh: str  # condition status: True / False / Unknown
+    telemetry_fresh: ConditionStatus
     telemetry_reason: str
-    metrics: dict[str, float | int] = field(default_factory=dict)
+    metrics: AgentMetrics = field(default_factory=lambda: AgentMetrics())
 
 
 def quantile(buckets: Mapping[float, int], q: float) -> float | None:
@@ -105,19 +109,15 @@ def assess(summary: WindowSummary | None, th: HealthThresholds) -> Assessment:
     error_rate = summary.server_errors / summary.requests if summary.requests else 0.0
     rate = summary.requests / summary.covered_seconds if summary.covered_seconds > 0 else 0.0
     probes_total = summary.probes_ok + summary.probes_failed
-    metrics: dict[str, float | int] = {
-        "requests": summary.requests,
-        "requestRate": _round(rate, 2),
-        "errorRate": _round(error_rate, 4),
-        "windowSeconds": _round(summary.covered_seconds, 1),
-    }
+    metrics = AgentMetrics(requests=summary.requests, requestRate=_round(rate, 2), errorRate=_round(error_rate, 4),
+                           windowSeconds=_round(summary.covered_seconds, 1))
     if p50 is not None and p95 is not None:
         metrics["latencyP50Ms"] = _round(p50, 1)
         metrics["latencyP95Ms"] = _round(p95, 1)
     if probes_total:
         metrics["probeSuccessRatio"] = _round(summary.probes_ok / probes_total, 4)
 
-    findings: list[tuple[str, str, str]] = []  # (phase, reason, message)
+    findings: list[tuple[AgentPhase, str, str]] = []  # (phase, reason, message)
     failing = [n for n in summary.consecutive_probe_failures if n >= th.probe_failure_threshold]
     if failing and len(failing) == len(summary.consecutive_probe_failures):
         findings.append((UNHEALTHY, "ProbeFailing", f"health probe failed {min(failing)} times in a row on every instance"))

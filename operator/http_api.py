@@ -17,14 +17,15 @@ import hmac
 import json
 import logging
 from datetime import timezone
-from typing import Awaitable, Callable
+from datetime import datetime
+from typing import Awaitable, Callable, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agentops.errors import InvalidField
-from agentops.wire import AssignmentSet, validate_report
-from agentops_operator.reconciler import Reconciler
+from agentops.wire import AssignmentSet, FaultAssignment, TelemetryReport, validate_report
+from agentops_operator.metrics import OperatorMetrics
 from agentops_operator.records import UnknownAgent
 from agentops_operator.resources import Key
 
@@ -39,11 +40,23 @@ MAX_WAIT_S = 55.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class SidecarPort(Protocol):
+    """What the API needs of the operator (the Reconciler implements it)."""
+
+    @property
+    def synced(self) -> bool: ...
+    def ingest(self, report: TelemetryReport) -> None: ...
+    def knows(self, key: Key) -> bool: ...
+    async def wait_assignments(self, key: Key, held: int | None, wait_s: float) -> tuple[int, tuple[FaultAssignment, ...], str | None]: ...
+    def now(self) -> datetime: ...
+    def waiting_polls(self) -> int: ...
+
+
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
 
 
-def build_app(reconciler: Reconciler, *, token: str, lease_s: float) -> web.Application:
+def build_app(operator: SidecarPort, metrics: OperatorMetrics, *, token: str, lease_s: float) -> web.Application:
     expected = f"Bearer {token}".encode()
 
     @web.middleware
@@ -70,23 +83,23 @@ def build_app(reconciler: Reconciler, *, token: str, lease_s: float) -> web.Appl
         try:
             payload = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            reconciler.metrics.telemetry_reports.labels(result="malformed").inc()
+            metrics.telemetry_reports.labels(result="malformed").inc()
             return _error(400, f"body is not valid JSON: {exc}")
         try:
             report = validate_report(payload)
         except InvalidField as exc:
-            reconciler.metrics.telemetry_reports.labels(result="invalid").inc()
+            metrics.telemetry_reports.labels(result="invalid").inc()
             return _error(422, f"invalid telemetry report: {exc}")
         try:
-            reconciler.ingest(report)
+            operator.ingest(report)
         except UnknownAgent as exc:
-            reconciler.metrics.telemetry_reports.labels(result="unknown_agent").inc()
+            metrics.telemetry_reports.labels(result="unknown_agent").inc()
             return _error(404, str(exc))
-        reconciler.metrics.telemetry_reports.labels(result="accepted").inc()
+        metrics.telemetry_reports.labels(result="accepted").inc()
         return web.json_response({"accepted": True}, status=202)
 
     async def assignments(request: web.Request) -> web.Response:
-        if not reconciler.synced:
+        if not operator.synced:
             return _error(503, "operator is still listing resources; retry shortly", **{"Retry-After": "1"})
         key = Key(request.match_info["namespace"], request.match_info["agent"])
         try:
@@ -96,10 +109,10 @@ def build_app(reconciler: Reconciler, *, token: str, lease_s: float) -> web.Appl
             return _error(400, "query parameters: version must be an integer and wait a number of seconds")
         if not 0 <= wait <= MAX_WAIT_S:
             return _error(400, f"query parameter wait must be between 0 and {MAX_WAIT_S:g} seconds")
-        if key not in reconciler.agents:
+        if not operator.knows(key):
             return _error(404, f"agent {key} does not exist (or is not watched by this operator)")
-        version, faults = await reconciler.board.wait(key, held, wait)
-        if key not in reconciler.agents:  # deleted while we waited
+        version, faults, restart = await operator.wait_assignments(key, held, wait)
+        if not operator.knows(key):  # deleted while we waited
             return _error(404, f"agent {key} was deleted")
         body = AssignmentSet(
             agent={"namespace": key.namespace, "name": key.name},
@@ -107,22 +120,22 @@ def build_app(reconciler: Reconciler, *, token: str, lease_s: float) -> web.Appl
             leaseSeconds=lease_s,
             # Milliseconds, unlike status times: sidecars read expiresAt against this
             # clock, and a truncated second would let a fault run up to 1 s too long.
-            serverTime=reconciler.clock.wall().astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            serverTime=operator.now().astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             faults=list(faults),
-            restart=reconciler.board.restart_request(key),
+            restart=restart,
         )
         return web.json_response(body)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    async def metrics(_: web.Request) -> web.Response:
-        reconciler.metrics.assignment_waiters.set(reconciler.board.waiters)
-        return web.Response(body=generate_latest(reconciler.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics_page(_: web.Request) -> web.Response:
+        metrics.assignment_waiters.set(operator.waiting_polls())
+        return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application(middlewares=[errors_and_auth], client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/v1/telemetry", telemetry)
     app.router.add_get("/v1/assignments/{namespace}/{agent}", assignments)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", metrics_page)
     return app

@@ -15,14 +15,15 @@ the list and a timestamp; no I/O.
 
 from __future__ import annotations
 
-from typing import Any
-
-Incident = dict[str, Any]
+from agentops.api_types import Incident, IncidentAction, IncidentState, IncidentTrigger
 
 MAX_INCIDENTS = 20  # status stays small: an Agent object is read by every watcher
 MAX_ACTIONS = 10  # per incident; the budget (≤ 100 restarts) is cut short long before
-OPEN = "Open"
-RECOVERED, HEALED, ESCALATED, OBSERVED = "Recovered", "Healed", "Escalated", "Observed"
+OPEN: IncidentState = "Open"
+RECOVERED: IncidentState = "Recovered"
+HEALED: IncidentState = "Healed"
+ESCALATED: IncidentState = "Escalated"
+OBSERVED: IncidentState = "Observed"
 
 
 def current(incidents: list[Incident]) -> Incident | None:
@@ -33,20 +34,11 @@ def current(incidents: list[Incident]) -> Incident | None:
 
 
 def open_incident(
-    incidents: list[Incident], *, seq: int, trigger: str, reason: str, message: str,
+    incidents: list[Incident], *, seq: int, trigger: IncidentTrigger, reason: str, message: str,
     faults: list[str], observed_at: str, detected_at: str,
 ) -> tuple[list[Incident], Incident]:
-    incident: Incident = {
-        "id": f"inc-{seq}",
-        "trigger": trigger,
-        "state": OPEN,
-        "reason": reason,
-        "message": message[:2048],
-        "faults": faults[:20],
-        "observedAt": observed_at,
-        "detectedAt": detected_at,
-        "actions": [],
-    }
+    incident = Incident(id=f"inc-{seq}", trigger=trigger, state=OPEN, reason=reason, message=message[:2048], faults=faults[:20],
+                        observedAt=observed_at, detectedAt=detected_at, actions=[])
     return (incidents + [incident])[-MAX_INCIDENTS:], incident
 
 
@@ -58,7 +50,7 @@ def add_action(incidents: list[Incident], *, started_at: str, message: str) -> l
     incident = current(incidents)
     if incident is None:
         return incidents
-    action = {"type": "Restart", "startedAt": started_at, "result": "Pending", "message": message[:1024]}
+    action = IncidentAction(type="Restart", startedAt=started_at, result="Pending", message=message[:1024])
     return _replace_last(incidents, {**incident, "actions": (incident.get("actions", []) + [action])[-MAX_ACTIONS:]})
 
 
@@ -68,15 +60,15 @@ def finish_action(incidents: list[Incident], *, finished_at: str, result: str, m
     if incident is None or not incident.get("actions"):
         return incidents
     actions = list(incident["actions"])
-    actions[-1] = {**actions[-1], "finishedAt": finished_at, "result": result, "message": message[:1024]}
+    actions[-1] = IncidentAction(**{**actions[-1], "finishedAt": finished_at, "result": result, "message": message[:1024]})
     return _replace_last(incidents, {**incident, "actions": actions})
 
 
-def end(incidents: list[Incident], *, state: str, at: str, message: str | None = None) -> list[Incident]:
+def end(incidents: list[Incident], *, state: IncidentState, at: str, message: str | None = None) -> list[Incident]:
     incident = current(incidents)
     if incident is None:
         return incidents
-    ended = {**incident, "state": state, "endedAt": at}
+    ended = Incident(**{**incident, "state": state, "endedAt": at})
     if message is not None:
         ended["message"] = message[:2048]
     return _replace_last(incidents, ended)

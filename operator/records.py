@@ -2,7 +2,7 @@
 
 Plain records: the loop owns and mutates them; nothing here does I/O. A record holds
 the last status written (or observed) so that a restarted operator rebuilds from the
-resources themselves, plus soft state (`outcome`, `cured_on`, `stop`) that the next
+resources themselves, plus soft state (`outcome`, `cured`, `stop`) that the next
 decision consumes.
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
+from agentops.api_types import AgentStatus, FaultStatus, Incident
 from agentops.errors import AgentOpsError
 from agentops_operator import fault_lifecycle, healing_policy
-from agentops_operator.incidents import Incident
 from agentops_operator.resources import FaultSpec, HealingPolicy, HealthThresholds, ObjectRef, RuntimeSpec
 from agentops_operator.runtimes import RestartOutcome
 
@@ -24,11 +24,19 @@ class UnknownAgent(AgentOpsError):
     pass
 
 
+class StatusSink(Protocol):
+    """Where the loop's writes go (status_writer.StatusWriter): queued, coalesced, never awaited."""
+
+    def write_status(self, ref: ObjectRef, status: AgentStatus | FaultStatus) -> None: ...
+    def post_event(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None: ...
+    def forget(self, plural: str, key: Any) -> None: ...
+
+
 class Mirror(Protocol):
     """The optional Firestore mirror (firestore_mirror.FirestoreMirror): non-blocking puts."""
 
-    def put_agent(self, namespace: str, name: str, doc: dict[str, Any]) -> None: ...
-    def put_incident(self, namespace: str, name: str, incident_id: str, doc: dict[str, Any]) -> None: ...
+    def put_agent(self, namespace: str, name: str, doc: Mapping[str, Any]) -> None: ...
+    def put_incident(self, namespace: str, name: str, incident_id: str, doc: Mapping[str, Any]) -> None: ...
     def remove_agent(self, namespace: str, name: str) -> None: ...
 
 
@@ -46,7 +54,7 @@ class AgentRecord:
     generation: int
     labels: dict[str, str]
     thresholds: HealthThresholds
-    status: dict[str, Any]  # the last status written by us, else the one observed
+    status: AgentStatus  # the last status written by us, else the one observed
     restart: str | None = None  # RESTART_ANNOTATION's value
     recover: str | None = None  # RECOVER_ANNOTATION's value
     last_write: float = float("-inf")  # monotonic
@@ -67,10 +75,11 @@ class FaultRecord:
     created: datetime
     spec: FaultSpec | None
     spec_error: str | None
-    status: dict[str, Any]
-    enforced_on: tuple[str, ...] = ()  # agent names whose sidecars must enforce it now
+    status: FaultStatus
+    assigned_to: tuple[str, ...] = ()  # agent names whose sidecars must enforce it now
     seen: float = 0.0
+    # Requests of other parts, consumed by the next decision (fault_pass):
     stop: fault_lifecycle.EarlyStop | None = None  # end it early (recover, stop condition)
     # Agents restarted since this (Crash) fault struck them: a crash is cured by a
     # restart, so it is no longer assigned to them — even to a brand-new pod's sidecar.
-    cured_on: set[str] = field(default_factory=set)
+    cured: set[str] = field(default_factory=set)

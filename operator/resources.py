@@ -1,20 +1,23 @@
 """The Agent and Fault kinds as the operator reads them.
 
 Raw bodies arrive from watches as plain dicts. This module turns the parts the
-operator reasons about into small frozen dataclasses, applying the same defaults as
-the CRD schemas (the API server applies them too; repeating them here keeps the pure
-logic correct for bodies written before a default was introduced).
+operator reasons about into small frozen dataclasses. Their field defaults are the
+Agent's defaults, stated once: a block or field missing from a body (one written
+before a default was introduced) reads as the field default, and
+tests/unit/test_api_types.py checks that the CRD schemas default to the same values.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_args
 
 from agentops import API_VERSION
+from agentops.api_types import DEFAULT_PERCENTAGE, FaultType, RuntimeType
 from agentops.durations import parse_duration
 from agentops.errors import InvalidField
+from agentops.label_selector import LabelSelector
 
 AGENTS = "agents"
 FAULTS = "faults"
@@ -63,6 +66,11 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _seconds(block: dict[str, Any], name: str, default_s: float, where: str) -> float:
+    """A duration field of a spec block, or the field default when it is absent."""
+    return parse_duration(block[name], f"{where}.{name}") if name in block else default_s
+
+
 @dataclass(frozen=True)
 class HealthThresholds:
     heartbeat_timeout_s: float = 30.0
@@ -81,8 +89,8 @@ class HealthThresholds:
         errors = health.get("errorRate") or {}
         d = cls()
         return cls(
-            heartbeat_timeout_s=parse_duration(health.get("heartbeatTimeout", "30s"), "spec.health.heartbeatTimeout"),
-            window_s=parse_duration(health.get("window", "60s"), "spec.health.window"),
+            heartbeat_timeout_s=_seconds(health, "heartbeatTimeout", d.heartbeat_timeout_s, "spec.health"),
+            window_s=_seconds(health, "window", d.window_s, "spec.health"),
             min_samples=int(health.get("minSamples", d.min_samples)),
             probe_failure_threshold=int(health.get("probeFailureThreshold", d.probe_failure_threshold)),
             latency_p95_degraded_ms=float(latency.get("degraded", d.latency_p95_degraded_ms)),
@@ -111,13 +119,13 @@ class HealingPolicy:
         backoff = raw.get("backoff") or {}
         d = cls()
         return cls(
-            enabled=bool(raw.get("enabled", True)),
-            unhealthy_for_s=parse_duration(raw.get("unhealthyFor", "30s"), "spec.healing.unhealthyFor"),
-            verify_timeout_s=parse_duration(raw.get("verifyTimeout", "2m"), "spec.healing.verifyTimeout"),
+            enabled=bool(raw.get("enabled", d.enabled)),
+            unhealthy_for_s=_seconds(raw, "unhealthyFor", d.unhealthy_for_s, "spec.healing"),
+            verify_timeout_s=_seconds(raw, "verifyTimeout", d.verify_timeout_s, "spec.healing"),
             max_restarts=int(budget.get("maxRestarts", d.max_restarts)),
-            budget_window_s=parse_duration(budget.get("window", "1h"), "spec.healing.budget.window"),
-            backoff_initial_s=parse_duration(backoff.get("initial", "30s"), "spec.healing.backoff.initial"),
-            backoff_max_s=parse_duration(backoff.get("max", "10m"), "spec.healing.backoff.max"),
+            budget_window_s=_seconds(budget, "window", d.budget_window_s, "spec.healing.budget"),
+            backoff_initial_s=_seconds(backoff, "initial", d.backoff_initial_s, "spec.healing.backoff"),
+            backoff_max_s=_seconds(backoff, "max", d.backoff_max_s, "spec.healing.backoff"),
         )
 
 
@@ -146,7 +154,7 @@ class StopCondition:
 class RuntimeSpec:
     """spec.runtime: where the agent runs, hence how a restart is done."""
 
-    type: str = "None"  # Kubernetes | CloudRun | Process | None
+    type: RuntimeType = "None"
     deployment: str | None = None  # Kubernetes: Deployment name in the Agent's namespace
     project: str | None = None  # CloudRun
     region: str | None = None
@@ -158,13 +166,17 @@ class RuntimeSpec:
     def from_spec(cls, spec: dict[str, Any]) -> RuntimeSpec:
         runtime = spec.get("runtime") or {}
         cloud = runtime.get("cloudRun") or {}
+        d = cls()
+        kind = runtime.get("type", d.type)
+        if kind not in get_args(RuntimeType):
+            raise InvalidField("spec.runtime.type", f"{kind!r} is not allowed; use one of {', '.join(get_args(RuntimeType))}")
         return cls(
-            type=str(runtime.get("type", "None")),
+            type=kind,
             deployment=(runtime.get("deployment") or {}).get("name"),
             project=cloud.get("project"),
             region=cloud.get("region"),
             service=cloud.get("service"),
-            rollback_on_failure=bool(cloud.get("rollbackOnFailure", True)),
+            rollback_on_failure=bool(cloud.get("rollbackOnFailure", d.rollback_on_failure)),
         )
 
     def describe(self) -> str:
@@ -178,46 +190,8 @@ class RuntimeSpec:
 
 
 @dataclass(frozen=True)
-class LabelSelector:
-    match_labels: tuple[tuple[str, str], ...] = ()
-    # (key, operator, values)
-    match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
-
-    @classmethod
-    def from_spec(cls, raw: dict[str, Any]) -> LabelSelector:
-        return cls(
-            match_labels=tuple(sorted((raw.get("matchLabels") or {}).items())),
-            match_expressions=tuple(
-                (e["key"], e["operator"], tuple(e.get("values") or ()))
-                for e in raw.get("matchExpressions") or ()
-            ),
-        )
-
-    def matches(self, labels: dict[str, str]) -> bool:
-        """Kubernetes label-selector semantics (an empty selector matches everything)."""
-        for k, v in self.match_labels:
-            if labels.get(k) != v:
-                return False
-        for k, op, values in self.match_expressions:
-            if op == "In" and labels.get(k) not in values:
-                return False
-            if op == "NotIn" and k in labels and labels[k] in values:
-                return False
-            if op == "Exists" and k not in labels:
-                return False
-            if op == "DoesNotExist" and k in labels:
-                return False
-        return True
-
-    def describe(self) -> str:
-        parts = [f"{k}={v}" for k, v in self.match_labels]
-        parts += [f"{k} {op} ({','.join(vs)})" if vs else f"{op} {k}" for k, op, vs in self.match_expressions]
-        return ",".join(parts) or "<all>"
-
-
-@dataclass(frozen=True)
 class FaultSpec:
-    type: str
+    type: FaultType
     duration_s: float
     percentage: float
     target_agent: str | None
@@ -229,14 +203,16 @@ class FaultSpec:
     def from_spec(cls, spec: dict[str, Any]) -> FaultSpec:
         target = spec.get("target") or {}
         fault_type = spec.get("type", "")
-        block = {"Latency": "latency", "Error": "error", "Crash": "crash"}.get(fault_type, "")
+        if fault_type not in get_args(FaultType):
+            raise InvalidField("spec.type", f"{fault_type!r} is not allowed; use one of {', '.join(get_args(FaultType))}")
         selector = target.get("selector")
         return cls(
             type=fault_type,
             duration_s=parse_duration(spec.get("duration", ""), "spec.duration"),
-            percentage=float((spec.get("match") or {}).get("percentage", 100)),
+            percentage=float((spec.get("match") or {}).get("percentage", DEFAULT_PERCENTAGE)),
             target_agent=target.get("agent"),
-            target_selector=LabelSelector.from_spec(selector) if selector is not None else None,
-            params=dict(spec.get(block) or {}) if block else {},
+            target_selector=LabelSelector.from_spec(selector, "spec.target.selector") if selector is not None else None,
+            # The type's own block (e.g. spec.latency), named as the type in lower case.
+            params=dict(spec.get(fault_type.lower()) or {}),
             stop_conditions=tuple(StopCondition.from_spec(c or {}, i) for i, c in enumerate(spec.get("stopConditions") or ())),
         )

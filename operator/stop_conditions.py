@@ -10,8 +10,8 @@ how long the target has been Unhealthy without a break.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Mapping
 
+from agentops.api_types import AgentMetrics
 from agentops_operator.resources import StopCondition
 
 
@@ -19,7 +19,7 @@ def tripped(
     conditions: tuple[StopCondition, ...],
     *,
     agent: str,
-    metrics: Mapping[str, float | int],
+    metrics: AgentMetrics,
     min_samples: int,
     unhealthy_since: datetime | None,
     now: datetime,

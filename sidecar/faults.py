@@ -26,13 +26,15 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, get_args
+
+from agentops.api_types import DEFAULT_CRASH_STATUS, DEFAULT_ERROR_STATUS, DEFAULT_JITTER_MS, DEFAULT_PERCENTAGE, FaultType
 
 log = logging.getLogger(__name__)
 
 # The types this sidecar knows. An unknown type in an assignment (a newer operator)
 # is skipped with a warning; the others are still enforced.
-FAULT_TYPES = ("Latency", "Error", "Crash")
+FAULT_TYPES: tuple[str, ...] = get_args(FaultType)
 
 
 class BadAssignment(ValueError):
@@ -88,16 +90,16 @@ def parse_fault(item: dict[str, Any], *, server_time: datetime, now: float) -> F
     if kind not in FAULT_TYPES:
         raise BadAssignment(f"fault {name}: unknown type {kind!r}; this sidecar knows {', '.join(FAULT_TYPES)}")
     remaining = (_time(item.get("expiresAt"), f"fault {name}: expiresAt") - server_time).total_seconds()
-    percentage = _number(item, "percentage", f"fault {name}", 100, 0, 100)
+    percentage = _number(item, "percentage", f"fault {name}", DEFAULT_PERCENTAGE, 0, 100)
     common: dict[str, Any] = {"uid": uid, "name": name, "type": kind, "fraction": percentage / 100, "expires_at": now + remaining}
     if kind == "Latency":
         block = item.get("latency") or {}
         return Fault(**common,
                      delay_s=_number(block, "delayMs", f"fault {name}: latency", 0, 0, 3_600_000) / 1000,
-                     jitter_s=_number(block, "jitterMs", f"fault {name}: latency", 0, 0, 3_600_000) / 1000)
+                     jitter_s=_number(block, "jitterMs", f"fault {name}: latency", DEFAULT_JITTER_MS, 0, 3_600_000) / 1000)
     if kind == "Error":
         block = item.get("error") or {}
-        status = int(_number(block, "statusCode", f"fault {name}: error", 503, 400, 599))
+        status = int(_number(block, "statusCode", f"fault {name}: error", DEFAULT_ERROR_STATUS, 400, 599))
         body = block.get("body")
         if body is None:
             return Fault(**common, status=status, body=_json_error(f"injected by fault {name}", name))
@@ -105,7 +107,7 @@ def parse_fault(item: dict[str, Any], *, server_time: datetime, now: float) -> F
             raise BadAssignment(f"fault {name}: error.body must be a string")
         return Fault(**common, status=status, body=body.encode(), content_type="text/plain; charset=utf-8")
     block = item.get("crash") or {}
-    status = int(_number(block, "statusCode", f"fault {name}: crash", 503, 500, 599))
+    status = int(_number(block, "statusCode", f"fault {name}: crash", DEFAULT_CRASH_STATUS, 500, 599))
     return Fault(**common, status=status, body=_json_error(f"agent crashed (fault {name})", name))
 
 

@@ -6,7 +6,7 @@ Layers, imports in one direction:
 * `kube_watch` reads Agents, Faults and Events from the API server (list + watch in a
   thread pool) into `store`, the in-memory state; `changes` fans store changes out to
   the browsers connected to `/live`;
-* `summaries` (with `label_selectors`, `time_text`) turns the store into the typed
+* `summaries` (with `time_text`, and agentops.label_selector) turns the store into the typed
   records that both the HTML pages and the JSON mirror show, so the two can never
   disagree;
 * `markup`, `widgets`, `layout` render escaped HTML, `assets` holds the stylesheet and

@@ -19,7 +19,8 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any, TypedDict
 
-from agentops_ui.label_selectors import selector_matches, selector_text
+from agentops.errors import InvalidField
+from agentops.label_selector import LabelSelector
 from agentops_ui.store import AGENT, FAULT, Key, Obj, Store, event_order, event_time, involved_of, key_of
 from agentops_ui.time_text import parse_time, seconds_since, seconds_until
 
@@ -180,9 +181,19 @@ def _targets_spec(fault: Obj, agent: Obj) -> bool:
         return False
     if target.get("agent"):
         return bool(target["agent"] == key_of(agent)[1])
-    selector = target.get("selector")
-    labels = _strings((agent.get("metadata") or {}).get("labels"))
-    return isinstance(selector, dict) and selector_matches(selector, labels)
+    try:
+        selector = LabelSelector.from_spec(target.get("selector"))
+    except InvalidField:
+        return False  # no selector, or one the operator will refuse too: it targets nothing
+    return selector.matches(_strings((agent.get("metadata") or {}).get("labels")))
+
+
+def _selector_text(selector: dict[str, Any] | None) -> str:
+    """As `kubectl get -l` takes it; "?" for a missing or unreadable selector."""
+    try:
+        return LabelSelector.from_spec(selector).text() or "?"
+    except InvalidField:
+        return "?"
 
 
 def _resolved_targets(fault: Obj) -> list[str]:
@@ -288,7 +299,7 @@ def fault_summary(fault: Obj, now: float) -> FaultSummary:
         name=key[1],
         type=str(spec.get("type") or "?"),
         phase=phase,
-        target=agent or (selector_text(selector) if selector else "?"),
+        target=agent or _selector_text(selector),
         targetAgent=agent,
         targetSelector=selector,
         targets=_resolved_targets(fault),

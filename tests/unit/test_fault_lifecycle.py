@@ -22,7 +22,7 @@ from agentops_operator.fault_lifecycle import (
     invalid_spec,
     target_summary,
 )
-from agentops_operator.resources import FaultSpec
+from agentops_operator.resources import FaultSpec, parse_time
 
 CREATED = datetime(2024, 5, 1, 10, 0, 0, tzinfo=timezone.utc)
 
@@ -72,8 +72,8 @@ def test_pending_to_active() -> None:
     assert cond(s, "Ready") == ("True", "Active")
     assert all(c["lastTransitionTime"] == "2024-05-01T10:00:12Z" for c in s["conditions"])
     assert d.events == (EventSpec("Normal", "FaultActivated", "Latency fault active on bot until 2024-05-01T10:05:12Z"),)
-    assert d.enforce is True
-    assert d.expires_at == d.next_check == datetime(2024, 5, 1, 10, 5, 12, tzinfo=timezone.utc)
+    assert d.assign is True
+    assert parse_time(d.status["expiresAt"]) == d.next_check == datetime(2024, 5, 1, 10, 5, 12, tzinfo=timezone.utc)
 
 
 def test_fractional_duration_rounded_up() -> None:
@@ -109,9 +109,9 @@ def test_active_steady_state_is_a_no_op() -> None:
         d = decide(view(first.status), ["bot"], at(t))
         assert d.status == first.status
         assert d.events == ()
-        assert d.enforce is True
-        assert d.next_check == first.expires_at
-        assert d.expires_at == first.expires_at
+        assert d.assign is True
+        assert d.next_check == parse_time(first.status["expiresAt"])
+        assert parse_time(d.status["expiresAt"]) == parse_time(first.status["expiresAt"])
 
 
 def test_active_targets_change_updates_status_but_keeps_times() -> None:
@@ -124,14 +124,14 @@ def test_active_targets_change_updates_status_but_keeps_times() -> None:
     assert d.status["expiresAt"] == first.status["expiresAt"]
     assert d.events == ()
     assert [c["lastTransitionTime"] for c in d.status["conditions"]] == ["2024-05-01T10:00:01Z"] * 5
-    assert find(d.status["conditions"], "TargetsResolved")["message"] == "enforced on 2 agent(s)"  # type: ignore[index]
+    assert find(d.status["conditions"], "TargetsResolved")["message"] == "assigned to 2 agent(s)"  # type: ignore[index]
 
 
 def test_target_lost_while_active() -> None:
     first = decide(view(), ["bot"], at(1))
     d = decide(view(first.status), [], at(30))
     assert d.status["phase"] == ACTIVE
-    assert d.enforce is False
+    assert d.assign is False
     assert d.status["targets"] == [] and d.status["targetSummary"] == "<none>"
     assert d.events == (EventSpec("Warning", "TargetLost", "no agent 'bot' exists any more"),)
     assert cond(d.status, "TargetsResolved") == ("False", "TargetNotFound")
@@ -139,13 +139,13 @@ def test_target_lost_while_active() -> None:
     assert cond(d.status, "Ready") == ("False", "TargetNotFound")
     assert find(d.status["conditions"], "Ready")["lastTransitionTime"] == "2024-05-01T10:00:30Z"  # type: ignore[index]
     assert find(d.status["conditions"], "Active")["lastTransitionTime"] == "2024-05-01T10:00:01Z"  # type: ignore[index]
-    assert d.next_check == first.expires_at
+    assert d.next_check == parse_time(first.status["expiresAt"])
     # Still lost: no second warning, no change.
     again = decide(view(d.status), [], at(40))
     assert again.events == () and again.status == d.status
-    # Back again: enforced, same expiry, no event.
+    # Back again: assigned, same expiry, no event.
     back = decide(view(d.status), ["bot"], at(50))
-    assert back.enforce is True and back.events == ()
+    assert back.assign is True and back.events == ()
     assert back.status["targets"] == ["bot"]
     assert back.status["expiresAt"] == first.status["expiresAt"]
     assert cond(back.status, "Ready") == ("True", "Active")
@@ -176,7 +176,7 @@ def test_expires_exactly_at_expires_at() -> None:
     assert cond(s, "Ready") == ("True", "Expired")
     assert find(s["conditions"], "Ready")["lastTransitionTime"] == "2024-05-01T10:00:00Z"  # status stayed True  # type: ignore[index]
     assert find(s["conditions"], "Active")["lastTransitionTime"] == "2024-05-01T10:05:00Z"  # type: ignore[index]
-    assert d.enforce is False and d.next_check is None and d.expires_at is None
+    assert d.assign is False and d.next_check is None
     assert s["startedAt"] == active["startedAt"] and s["expiresAt"] == active["expiresAt"]
 
 
@@ -194,7 +194,7 @@ def test_operator_resumed_late() -> None:
     assert d.status["endedAt"] == "2024-05-01T11:05:00Z"
     assert d.status["message"] == "expired at 2024-05-01T10:05:00Z (operator resumed 3600s after expiry)"
     assert d.events[0].message == "Latency fault ended after 300s (operator resumed 3600s after expiry)"
-    assert d.enforce is False
+    assert d.assign is False
     # Under two seconds late is not worth a note.
     assert "resumed" not in decide(view(active), ["bot"], at(301.9)).status["message"]
 
@@ -210,7 +210,7 @@ def test_pending_without_target_warns_once() -> None:
     assert s["message"] == "waiting for agent 'bot' until 2024-05-01T10:05:02Z"
     assert d.events == (EventSpec("Warning", "TargetNotFound", "waiting for agent 'bot' until 2024-05-01T10:05:02Z"),)
     assert d.next_check == at(302)  # duration + PENDING_GRACE_S
-    assert d.enforce is False
+    assert d.assign is False
     assert cond(s, "TargetsResolved") == ("False", "TargetNotFound")
     assert cond(s, "Active") == ("False", "WaitingForTarget")
     assert cond(s, "Ready") == ("False", "TargetNotFound")
@@ -236,7 +236,7 @@ def test_pending_then_target_appears() -> None:
 def test_pending_selector_message() -> None:
     fs = spec(selector={"matchLabels": {"tier": "prod"}, "matchExpressions": [{"key": "canary", "operator": "DoesNotExist"}]})
     d = decide(view(fault_spec=fs), [], at(0))
-    assert d.events[0].message == "waiting for agents matching tier=prod,DoesNotExist canary until 2024-05-01T10:05:02Z"
+    assert d.events[0].message == "waiting for agents matching tier=prod,!canary until 2024-05-01T10:05:02Z"
 
 
 def test_pending_past_duration_fails() -> None:
@@ -252,7 +252,7 @@ def test_pending_past_duration_fails() -> None:
     assert cond(s, "Ready") == ("False", "TargetNotFound")
     # Ready was False all along: its transition time is kept.
     assert find(s["conditions"], "Ready")["lastTransitionTime"] == "2024-05-01T10:00:02Z"  # type: ignore[index]
-    assert d.enforce is False and d.next_check is None
+    assert d.assign is False and d.next_check is None
 
 
 def test_forgotten_pending_fault_does_not_strike_a_late_target() -> None:
@@ -261,7 +261,7 @@ def test_forgotten_pending_fault_does_not_strike_a_late_target() -> None:
     # fault must not strike an agent created weeks later.
     d = decide(view(), ["bot"], at(2 * 86400))
     assert d.status["phase"] == FAILED
-    assert d.enforce is False
+    assert d.assign is False
 
 
 # ---------------------------------------------------------------- ended phases
@@ -272,7 +272,7 @@ def test_ended_phases_are_final(phase: str) -> None:
     status = {"phase": phase, "endedAt": "2024-05-01T10:01:00Z", "conditions": [], "expiresAt": "2024-05-01T10:02:00Z"}
     d = decide(view(status), ["bot"], at(30))
     assert d.status == status
-    assert d.events == () and d.enforce is False and d.next_check is None
+    assert d.events == () and d.assign is False and d.next_check is None
 
 
 def test_generation_recorded() -> None:
@@ -294,7 +294,7 @@ def test_invalid_spec_fails_once() -> None:
     assert d.events == (EventSpec("Warning", "InvalidSpec", "spec.duration: 'x' is not a duration"),)
     assert cond(s, "Active") == ("False", "InvalidSpec")
     assert cond(s, "Ready") == ("False", "InvalidSpec")
-    assert d.enforce is False
+    assert d.assign is False
     again = invalid_spec(s, 2, "spec.duration: 'x' is not a duration", at(50))
     assert again.events == ()
     assert again.status == s
@@ -304,7 +304,7 @@ def test_invalid_spec_stops_an_active_fault() -> None:
     active = decide(view(), ["bot"], at(0)).status
     d = invalid_spec(active, 2, "bad", at(10))
     assert d.status["phase"] == FAILED
-    assert d.enforce is False
+    assert d.assign is False
     assert [e.reason for e in d.events] == ["InvalidSpec"]
     assert d.status["startedAt"] == active["startedAt"]
 
@@ -317,7 +317,7 @@ def test_an_ended_fault_still_observes_a_new_generation() -> None:
     assert decision.status["phase"] == "Expired" and decision.status["observedGeneration"] == 2
     assert decision.status["conditions"][0]["observedGeneration"] == 2
     assert decision.status["conditions"][0]["lastTransitionTime"] == "2024-05-01T10:00:00Z"
-    assert not decision.enforce and decision.events == ()
+    assert not decision.assign and decision.events == ()
 
 
 def test_a_failed_fault_is_stalled_for_kstatus() -> None:

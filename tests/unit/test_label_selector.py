@@ -1,4 +1,4 @@
-"""agentops_operator.resources: label selectors, specs with CRD defaults, times."""
+"""agentops.label_selector and agentops_operator.resources: label selectors, specs with CRD defaults, times."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from agentops.errors import InvalidField
-from agentops_operator.resources import FaultSpec, HealthThresholds, Key, LabelSelector, format_time, parse_time
+from agentops.label_selector import LabelSelector
+from agentops_operator.resources import FaultSpec, HealthThresholds, Key, format_time, parse_time
 
 
 def sel(match_labels: dict[str, str] | None = None, *expressions: tuple[str, str, list[str] | None]) -> LabelSelector:
@@ -60,7 +61,7 @@ def test_labels_and_expressions_are_anded() -> None:
     assert s.matches({"app": "bot", "env": "prod"})
     assert not s.matches({"app": "bot", "env": "prod", "canary": "1"})
     assert not s.matches({"app": "other", "env": "prod"})
-    assert s.describe() == "app=bot,env In (prod),DoesNotExist canary"
+    assert s.describe() == "app=bot,env in (prod),!canary"  # as kubectl get -l takes it
 
 
 def test_from_spec_null_fields() -> None:
@@ -68,6 +69,20 @@ def test_from_spec_null_fields() -> None:
     assert s == LabelSelector()
     s = LabelSelector.from_spec({"matchExpressions": [{"key": "k", "operator": "Exists", "values": None}]})
     assert s.match_expressions == (("k", "Exists", ()),)
+
+
+def test_unknown_operator_is_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidField) as info:
+        LabelSelector.from_spec({"matchExpressions": [{"key": "k", "operator": "Like"}]}, "spec.target.selector")
+    assert info.value.field == "spec.target.selector.matchExpressions[0].operator"
+    assert "In, NotIn, Exists, DoesNotExist" in str(info.value)
+
+
+def test_text_is_kubectl_syntax() -> None:
+    s = sel({"tier": "frontline"}, ("zone", "In", ["a", "b"]), ("env", "NotIn", ["dev"]), ("gpu", "Exists", None),
+            ("canary", "DoesNotExist", None))
+    assert s.text() == "tier=frontline,zone in (a,b),env notin (dev),gpu,!canary"
+    assert LabelSelector().text() == ""
 
 
 def test_key() -> None:

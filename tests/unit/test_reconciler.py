@@ -62,18 +62,19 @@ class FakeWriter:
 
 
 class Env:
-    def __init__(self, heartbeat_s: float = 60.0) -> None:
+    def __init__(self, heartbeat_s: float = 60.0, restarts: Any = None, max_concurrent_restarts: int = 3) -> None:
         self.clock = FakeClock()
         self.writer = FakeWriter()
         self.metrics = OperatorMetrics()
-        self.r = Reconciler(self.writer, self.metrics, heartbeat_s=heartbeat_s,  # type: ignore[arg-type]
+        self.r = Reconciler(self.writer, self.metrics, heartbeat_s=heartbeat_s, restarts=restarts,
+                            max_concurrent_restarts=max_concurrent_restarts,
                             clock=Clock(wall=self.clock.wall, mono=self.clock.mono))
 
     def faults_on(self, name: str) -> list[str]:
-        return [f["name"] for f in self.r.assignments(Key(NS, name))[1]]
+        return [f["name"] for f in self.r.board.current(Key(NS, name))[1]]
 
     def version(self, name: str) -> int:
-        return self.r.assignments(Key(NS, name))[0]
+        return self.r.board.current(Key(NS, name))[0]
 
     def agent_phase(self, name: str) -> str | None:
         return self.r.agents[Key(NS, name)].status.get("phase")
@@ -307,7 +308,7 @@ def test_deleting_agent(env: Env) -> None:
     assert env.writer.reasons("Fault", "slow") == ["TargetLost"]
     st = env.fault_status("slow")
     assert (st["phase"], st["targets"]) == ("Active", [])
-    assert env.r.faults[Key(NS, "slow")].enforced_on == ()
+    assert env.r.faults[Key(NS, "slow")].assigned_to == ()
     assert env.writer.writes_for("Agent", "bot") == []
     # Deleting again is harmless.
     env.r.agent_event("DELETED", agent("bot"))
@@ -343,7 +344,7 @@ def test_fault_becomes_active_and_is_published(env: Env) -> None:
     assert (st["startedAt"], st["expiresAt"]) == ("2024-05-01T10:00:00Z", "2024-05-01T10:05:00Z")
     assert env.writer.writes_for("Fault", "slow") == [st]
     assert env.writer.reasons("Fault") == ["FaultActivated"]
-    version, faults = env.r.assignments(Key(NS, "bot"))
+    version, faults = env.r.board.current(Key(NS, "bot"))
     assert version != v
     assert faults == ({"uid": "uid-fault-slow", "name": "slow", "type": "Latency", "expiresAt": "2024-05-01T10:05:00Z",
                        "percentage": 50.0, "latency": {"delayMs": 2000}},)
@@ -388,7 +389,7 @@ def test_fault_spec_change_republishes(env: Env) -> None:
     env.r.fault_event("MODIFIED", fault("slow", delay_ms=4000, generation=2))
     env.r.process()
     assert env.version("bot") != v
-    assert env.r.assignments(Key(NS, "bot"))[1][0]["latency"] == {"delayMs": 4000}
+    assert env.r.board.current(Key(NS, "bot"))[1][0]["latency"] == {"delayMs": 4000}
     assert env.fault_status("slow")["observedGeneration"] == 2
 
 
@@ -533,7 +534,7 @@ def test_selector_ignores_other_namespaces(env: Env) -> None:
     env.r.fault_event("ADDED", fault("sel", selector={"matchLabels": {"tier": "prod"}}))
     env.r.process()
     assert env.fault_status("sel")["phase"] == "Pending"
-    assert env.r.assignments(Key("team-b", "x"))[1] == ()
+    assert env.r.board.current(Key("team-b", "x"))[1] == ()
 
 
 def test_invalid_fault_spec_fails_and_is_not_enforced(env: Env) -> None:
@@ -580,7 +581,7 @@ def test_recreated_fault_is_a_new_fault(env: Env) -> None:
     st = env.fault_status("slow")
     assert st["phase"] == "Active"
     assert st["startedAt"] == "2024-05-01T10:06:40Z"
-    assert env.r.assignments(Key(NS, "bot"))[1][0]["uid"] == "f2"
+    assert env.r.board.current(Key(NS, "bot"))[1][0]["uid"] == "f2"
 
 
 # ---------------------------------------------------------------- resync
@@ -663,10 +664,10 @@ def test_resync_does_not_revert_newer_spec_from_watch(env: Env) -> None:
     env.clock.advance(1)
     env.r.fault_event("MODIFIED", fault("slow", delay_ms=4000, generation=2))
     env.r.process()
-    assert env.r.assignments(Key(NS, "bot"))[1][0]["latency"] == {"delayMs": 4000}
+    assert env.r.board.current(Key(NS, "bot"))[1][0]["latency"] == {"delayMs": 4000}
     env.r.resync([agent("bot")], stale_list, listed_at=listed_at)
     env.r.process()
-    assert env.r.assignments(Key(NS, "bot"))[1][0]["latency"] == {"delayMs": 4000}
+    assert env.r.board.current(Key(NS, "bot"))[1][0]["latency"] == {"delayMs": 4000}
 
 
 # ---------------------------------------------------------------- gauges

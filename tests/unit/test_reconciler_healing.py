@@ -30,10 +30,8 @@ class FakeRunner:
 
 
 def healing_env(max_concurrent: int = 3) -> tuple[Env, FakeRunner]:
-    env = Env()
     runner = FakeRunner()
-    env.r.restarts = runner  # type: ignore[assignment]
-    env.r.max_concurrent_restarts = max_concurrent
+    env = Env(restarts=runner, max_concurrent_restarts=max_concurrent)
     return env, runner
 
 

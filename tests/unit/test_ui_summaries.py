@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from agentops.label_selector import LabelSelector
 from agentops_ui.store import AGENT, EVENT, FAULT, Store
-from agentops_ui.label_selectors import selector_matches, selector_text
 from agentops_ui.summaries import agent_detail, agents_overview, events_list, faults_list, stage_of
 
 NOW = 1_700_000_000.0
@@ -91,15 +91,21 @@ def test_faults_list_active_first_with_time_left_and_targets() -> None:
 
 
 def test_label_selectors() -> None:
+    """The UI uses the operator's one selector (agentops.label_selector), so both agree on every case."""
     labels = {"tier": "front", "zone": "a"}
-    assert selector_matches({"matchLabels": {"tier": "front"}}, labels)
-    assert not selector_matches({"matchLabels": {"tier": "back"}}, labels)
-    assert selector_matches({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}, labels)
-    assert not selector_matches({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]}, labels)
-    assert selector_matches({"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]}, labels)
-    assert not selector_matches({"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}, labels)
-    assert not selector_matches({}, labels)  # empty selects nothing
-    assert selector_text({"matchExpressions": [{"key": "k", "operator": "NotIn", "values": ["v"]}]}) == "k notin (v)"
+
+    def matches(raw: dict[str, Any]) -> bool:
+        return LabelSelector.from_spec(raw).matches(labels)
+
+    assert matches({"matchLabels": {"tier": "front"}})
+    assert not matches({"matchLabels": {"tier": "back"}})
+    assert matches({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]})
+    assert not matches({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]})
+    assert matches({"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]})
+    assert not matches({"matchExpressions": [{"key": "gpu", "operator": "Exists"}]})
+    # Kubernetes semantics: an empty selector selects everything (the Fault CRD refuses one).
+    assert matches({})
+    assert LabelSelector.from_spec({"matchExpressions": [{"key": "k", "operator": "NotIn", "values": ["v"]}]}).text() == "k notin (v)"
 
 
 def test_agent_detail_timeline_events_and_faults() -> None:

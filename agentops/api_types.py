@@ -1,0 +1,281 @@
+"""The Agent and Fault resources as types: the one contract between writers and readers.
+
+The operator writes these shapes into `status`; the UI, the Firestore mirror and the
+tests read them. Each TypedDict mirrors one object of the CRD schemas in `crds/`
+(field for field, enum for `Literal`), and `tests/unit/test_api_types.py` walks both
+to keep them equal, so a field added to one and not the other fails a test instead
+of being dropped by the API server's pruning or misread by the UI.
+
+Defaults live in the settings dataclasses of `agentops_operator.resources` (one per
+spec block); the same test checks each CRD `default:` against them.
+
+The API server validates every status write against the schema, so a reader may take
+these shapes as given: a field is present or absent (`total=False`), never of another
+type. Readers do not re-derive what the writer decided.
+
+Vocabulary (used alike in status, metrics, logs and docs):
+
+* **assigned** — a fault is in an agent's assignment set: the operator has decided
+  that the agent's sidecars must enforce it now (`FaultStatus.targets`,
+  `ActiveFaultStatus`, the `FaultsAssigned` reason).
+* **applied** — a sidecar reports that it enforced the fault in its last window
+  (`ActiveFaultStatus.applied`, `TelemetryReport.appliedFaults`): the fault is in
+  effect, not only decided.
+* **restart request** — an annotation (`agentops.dev/restart`) or the healing policy
+  asking for a restart; the **restart token** is the opaque id of one restart, handed
+  to a supervising sidecar; **restartCount** counts restarts begun; the **restart
+  budget** (`spec.healing.budget`) bounds them per window; the operator's
+  **RestartRunner** performs them against a runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict
+
+# ------------------------------------------------------------------ enums
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+AgentPhase = Literal["Unknown", "Healthy", "Degraded", "Unhealthy"]
+FaultPhase = Literal["Pending", "Active", "Expired", "Halted", "Aborted", "Failed"]
+FaultType = Literal["Latency", "Error", "Crash"]
+RuntimeType = Literal["Kubernetes", "CloudRun", "Process", "None"]
+SelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
+HealingStateName = Literal["Idle", "Waiting", "Backoff", "Queued", "Restarting", "Verifying", "Stalled", "Disabled",
+                           "ObserveOnly"]
+RestartRequestKind = Literal["ManualRecover", "ManualRestart"]
+IncidentTrigger = Literal["Unhealthy", "ManualRecover", "ManualRestart"]
+IncidentState = Literal["Open", "Recovered", "Healed", "Escalated", "Observed"]
+
+
+# ------------------------------------------------------------------ shared
+
+
+class Condition(TypedDict):
+    """One entry of `status.conditions` (metav1.Condition)."""
+
+    type: str
+    status: ConditionStatus
+    observedGeneration: NotRequired[int]  # optional in metav1.Condition; other writers may omit it
+    lastTransitionTime: str
+    reason: str
+    message: str
+
+
+class LabelSelectorRequirement(TypedDict, total=False):
+    key: str
+    operator: SelectorOperator
+    values: list[str]
+
+
+class LabelSelectorSpec(TypedDict, total=False):
+    """metav1.LabelSelector."""
+
+    matchLabels: dict[str, str]
+    matchExpressions: list[LabelSelectorRequirement]
+
+
+# ------------------------------------------------------------------ Agent
+
+
+class DeploymentRef(TypedDict, total=False):
+    name: str
+
+
+class CloudRunRef(TypedDict, total=False):
+    project: str
+    region: str
+    service: str
+    rollbackOnFailure: bool
+
+
+class RuntimeBlock(TypedDict, total=False):
+    type: RuntimeType
+    deployment: DeploymentRef
+    cloudRun: CloudRunRef
+
+
+class LatencyThresholds(TypedDict, total=False):
+    degraded: int  # milliseconds
+    unhealthy: int
+
+
+class ErrorRateThresholds(TypedDict, total=False):
+    degraded: float  # share of requests, 0–1
+    unhealthy: float
+
+
+class HealthBlock(TypedDict, total=False):
+    heartbeatTimeout: str
+    window: str
+    minSamples: int
+    probeFailureThreshold: int
+    latencyP95Ms: LatencyThresholds
+    errorRate: ErrorRateThresholds
+
+
+class RestartBudget(TypedDict, total=False):
+    maxRestarts: int
+    window: str
+
+
+class BackoffBlock(TypedDict, total=False):
+    initial: str
+    max: str
+
+
+class HealingBlock(TypedDict, total=False):
+    enabled: bool
+    unhealthyFor: str
+    verifyTimeout: str
+    budget: RestartBudget
+    backoff: BackoffBlock
+
+
+class AgentSpecBody(TypedDict, total=False):
+    runtime: RuntimeBlock
+    health: HealthBlock
+    healing: HealingBlock
+
+
+class AgentMetrics(TypedDict, total=False):
+    latencyP50Ms: float
+    latencyP95Ms: float
+    errorRate: float
+    requestRate: float
+    requests: int
+    windowSeconds: float
+    probeSuccessRatio: float
+
+
+class AgentTelemetry(TypedDict, total=False):
+    lastReportTime: str
+    reporters: int
+    instances: list[str]
+
+
+class ActiveFaultStatus(TypedDict):
+    """A fault assigned to the agent; `applied` once a sidecar reports enforcing it."""
+
+    name: str
+    type: FaultType
+    expiresAt: str
+    applied: bool
+
+
+class HealingRecord(TypedDict, total=False):
+    """status.healing: the healing policy's state machine, persisted across restarts."""
+
+    state: HealingStateName
+    message: str
+    unhealthySince: str
+    restarts: list[str]  # start times of the restarts within the budget window
+    nextRestartTime: str
+    verifyDeadline: str
+    instancesBefore: list[str]
+    restartToken: str
+    handledRestart: str
+    handledRecover: str
+    pendingRequest: RestartRequestKind
+    stalledReason: str
+    incidentSeq: int
+
+
+class IncidentAction(TypedDict, total=False):
+    type: Literal["Restart"]
+    startedAt: str
+    finishedAt: str
+    result: str
+    message: str
+
+
+class Incident(TypedDict, total=False):
+    id: str
+    trigger: IncidentTrigger
+    state: IncidentState
+    reason: str
+    message: str
+    faults: list[str]
+    observedAt: str
+    detectedAt: str
+    endedAt: str
+    actions: list[IncidentAction]
+
+
+class AgentStatus(TypedDict, total=False):
+    phase: AgentPhase
+    observedGeneration: int
+    conditions: list[Condition]
+    metrics: AgentMetrics
+    telemetry: AgentTelemetry
+    activeFaults: list[ActiveFaultStatus]
+    activeFaultCount: int
+    restartCount: int
+    healing: HealingRecord
+    incidents: list[Incident]
+
+
+# ------------------------------------------------------------------ Fault
+
+
+class FaultTarget(TypedDict, total=False):
+    agent: str
+    selector: LabelSelectorSpec
+
+
+class LatencyParams(TypedDict, total=False):
+    delayMs: int
+    jitterMs: int
+
+
+class ErrorParams(TypedDict, total=False):
+    statusCode: int
+    body: str
+
+
+class CrashParams(TypedDict, total=False):
+    statusCode: int
+
+
+class FaultMatch(TypedDict, total=False):
+    percentage: float
+
+
+class StopConditionSpec(TypedDict, total=False):
+    errorRateAbove: float
+    latencyP95MsAbove: int
+    unhealthyFor: str
+
+
+class FaultSpecBody(TypedDict, total=False):
+    target: FaultTarget
+    type: FaultType
+    latency: LatencyParams
+    error: ErrorParams
+    crash: CrashParams
+    match: FaultMatch
+    duration: str
+    stopConditions: list[StopConditionSpec]
+
+
+class FaultStatus(TypedDict, total=False):
+    phase: FaultPhase
+    observedGeneration: int
+    conditions: list[Condition]
+    startedAt: str
+    expiresAt: str
+    endedAt: str
+    targets: list[str]  # agents the fault is assigned to
+    curedTargets: list[str]  # agents a restart cured of a Crash fault: no longer assigned
+    targetSummary: str
+    message: str
+
+
+# ------------------------------------------------------------------ defaults
+
+# The Fault parameters' defaults, read by the operator and the sidecar alike; the CRD
+# states the same values (test_api_types applies the CRD's defaults and compares).
+# The Agent's defaults are the field defaults of agentops_operator.resources.
+DEFAULT_PERCENTAGE = 100.0  # spec.match.percentage: every request
+DEFAULT_JITTER_MS = 0  # spec.latency.jitterMs
+DEFAULT_ERROR_STATUS = 503  # spec.error.statusCode: Service Unavailable, what an overloaded agent answers
+DEFAULT_CRASH_STATUS = 503  # spec.crash.statusCode
