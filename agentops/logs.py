@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+
+from agentops.times import format_timestamp
 from typing import Any
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
@@ -20,7 +21,7 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": format_timestamp(record.created, milliseconds=True),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

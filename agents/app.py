@@ -23,13 +23,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from agentops.errors import AgentOpsError, InvalidField
+from agentops.times import format_time
 from agentops_agents.gemini import GeminiClient
 from agentops_agents.model import Model, ModelError, ModelRateLimited, ModelTimeout
 from agentops_agents.offline_model import OfflineModel
@@ -67,7 +68,7 @@ class AgentInstance:
 
     @classmethod
     def new(cls, now: datetime) -> AgentInstance:
-        return cls(id=str(uuid.uuid4()), started_at=now.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"))
+        return cls(id=str(uuid.uuid4()), started_at=format_time(now))
 
 
 class Refused(AgentOpsError):

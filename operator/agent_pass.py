@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from agentops.api_types import AgentMetrics, AgentStatus
+from agentops.times import format_time
 from agentops_operator import agent_status, fault_lifecycle, healing_policy, stop_conditions
 from agentops_operator.assignments import AssignmentBoard
 from agentops_operator.fault_pass import FaultPass
@@ -18,7 +19,6 @@ from agentops_operator.healing_effects import HealingEffects
 from agentops_operator.health import assess
 from agentops_operator.object_index import ObjectIndex
 from agentops_operator.records import AgentRecord, Mirror, StatusSink
-from agentops_operator.resources import format_time
 from agentops_operator.telemetry_store import TelemetryStore
 from agentops_operator.work_queue import WorkQueue
 

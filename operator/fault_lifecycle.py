@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agentops.api_types import Condition, FaultPhase, FaultStatus
+from agentops.times import format_time, parse_time
 from agentops_operator.conditions import ConditionSpec, merge_conditions
-from agentops_operator.resources import FaultSpec, format_time, parse_time
+from agentops_operator.resources import FaultSpec
 
 PENDING: FaultPhase = "Pending"
 ACTIVE: FaultPhase = "Active"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from agentops.times import parse_time
 from agentops_operator import fault_lifecycle, healing_policy
 from agentops_operator.conditions import find
 from agentops_operator.fault_pass import FaultPass
@@ -17,7 +18,7 @@ from agentops_operator.health import Assessment
 from agentops_operator.metrics import OperatorMetrics
 from agentops_operator.object_index import ObjectIndex
 from agentops_operator.records import AgentRecord, StatusSink
-from agentops_operator.resources import RECOVER_ANNOTATION, parse_time
+from agentops_operator.resources import RECOVER_ANNOTATION
 from agentops_operator.restart_runner import RestartRunner
 from agentops_operator.restart_slots import RestartSlots
 from agentops_operator.runtimes import RestartOutcome

@@ -35,13 +35,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from agentops.backoff import Backoff
+from agentops.times import format_time, parse_time
 from agentops.api_types import HealingRecord, HealingStateName, Incident, IncidentState, IncidentTrigger, RestartRequestKind
 
 from agentops_operator import incidents as inc
 from agentops_operator.conditions import ConditionSpec
 from agentops_operator.fault_lifecycle import EventSpec
 from agentops_operator.health import HEALTHY, UNHEALTHY
-from agentops_operator.resources import HealingPolicy, format_time, parse_time
+from agentops_operator.resources import HealingPolicy
 from agentops_operator.runtimes import RestartOutcome
 
 IDLE: HealingStateName = "Idle"
@@ -204,9 +206,10 @@ def _ledger(state: HealingState, policy: HealingPolicy, now: datetime) -> tuple[
 
 def backoff_s(policy: HealingPolicy, restarts_in_window: int) -> float:
     """Wait before the next restart after `restarts_in_window` ones: 0, initial, 2·initial, … ≤ max."""
-    if restarts_in_window <= 0:
+    if restarts_in_window <= 0 or min(policy.backoff_initial_s, policy.backoff_max_s) <= 0:
         return 0.0
-    return float(min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** min(restarts_in_window - 1, 30)))
+    # No jitter: the next restart time is shown in status and must be what happens.
+    return Backoff(min(policy.backoff_initial_s, policy.backoff_max_s), policy.backoff_max_s).ceiling(restarts_in_window)
 
 
 def step(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from datetime import timezone
 from datetime import datetime
 from typing import Awaitable, Callable, Protocol
 
@@ -24,6 +23,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agentops.errors import InvalidField
+from agentops.times import format_time
 from agentops.wire import AssignmentSet, FaultAssignment, TelemetryReport, validate_report
 from agentops_operator.metrics import OperatorMetrics
 from agentops_operator.records import UnknownAgent
@@ -120,7 +120,7 @@ def build_app(operator: SidecarPort, metrics: OperatorMetrics, *, token: str, le
             leaseSeconds=lease_s,
             # Milliseconds, unlike status times: sidecars read expiresAt against this
             # clock, and a truncated second would let a fault run up to 1 s too long.
-            serverTime=operator.now().astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            serverTime=format_time(operator.now(), milliseconds=True),
             faults=list(faults),
             restart=restart,
         )

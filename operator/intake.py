@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from agentops.api_types import AgentStatus, FaultStatus
 from agentops.errors import AgentOpsError
+from agentops.times import parse_time
 from agentops_operator import healing_policy
 from agentops_operator.assignments import AssignmentBoard
 from agentops_operator.fault_pass import FaultPass
@@ -20,7 +21,7 @@ from agentops_operator.object_index import ObjectIndex
 from agentops_operator.records import AgentRecord, Clock, FaultRecord, Mirror, StatusSink
 from agentops_operator.resources import (
     AGENTS, FAULTS, RECOVER_ANNOTATION, RESTART_ANNOTATION, FaultSpec, HealingPolicy, HealthThresholds, Key, ObjectRef,
-    RuntimeSpec, parse_time,
+    RuntimeSpec,
 )
 from agentops_operator.restart_slots import RestartSlots
 from agentops_operator.runtimes import RestartOutcome

@@ -21,7 +21,8 @@ import requests
 
 from agentops import GROUP, VERSION, kube_credentials
 from agentops.errors import AgentOpsError, ConfigError
-from agentops_operator.resources import ObjectRef, format_time
+from agentops.times import format_time
+from agentops_operator.resources import ObjectRef
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

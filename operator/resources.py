@@ -10,7 +10,6 @@ tests/unit/test_api_types.py checks that the CRD schemas default to the same val
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, NamedTuple, get_args
 
 from agentops import API_VERSION
@@ -53,17 +52,6 @@ class ObjectRef:
     key: Key
     uid: str
     api_version: str = API_VERSION
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with second precision, as Kubernetes writes times."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _seconds(block: dict[str, Any], name: str, default_s: float, where: str) -> float:

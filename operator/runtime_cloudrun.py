@@ -39,7 +39,8 @@ from google.api_core import exceptions as api_errors
 from google.auth import exceptions as auth_errors
 from google.cloud import run_v2
 
-from agentops_operator.resources import ObjectRef, RuntimeSpec, format_time
+from agentops.times import format_time
+from agentops_operator.resources import ObjectRef, RuntimeSpec
 from agentops_operator.runtimes import RestartOutcome
 
 log = logging.getLogger(__name__)

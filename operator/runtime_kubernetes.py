@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+from agentops.times import format_time
+
 from agentops_operator.kube_client import KubeClient, KubeError
 from agentops_operator.resources import ObjectRef, RuntimeSpec
 from agentops_operator.runtimes import RestartOutcome
@@ -37,7 +39,7 @@ class KubernetesRuntime:
             annotations = ((current.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations") or {}
             if annotations.get(TOKEN_ANNOTATION) == token:
                 return RestartOutcome.done(f"{where} already carries this restart", detail=annotations.get(RESTARTED_AT))
-            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            stamp = format_time(datetime.now(timezone.utc))
             patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp, TOKEN_ANNOTATION: token}}}}}
             self.kube.call("PATCH", **path, data=json.dumps(patch),
                            headers={"Content-Type": "application/strategic-merge-patch+json"})

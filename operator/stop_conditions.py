@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from agentops.api_types import AgentMetrics
+from agentops.times import format_time
 from agentops_operator.resources import StopCondition
 
 
@@ -39,6 +40,6 @@ def tripped(
             due = unhealthy_since + timedelta(seconds=c.unhealthy_for_s)
             if now >= due:
                 return (f"{where} unhealthyFor {c.unhealthy_for_s:g}s tripped on agent {agent}: "
-                        f"Unhealthy since {unhealthy_since.strftime('%Y-%m-%dT%H:%M:%SZ')}"), None
+                        f"Unhealthy since {format_time(unhealthy_since)}"), None
             recheck = due if recheck is None else min(recheck, due)
     return None, recheck

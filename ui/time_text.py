@@ -7,21 +7,20 @@ between server renders; keep them in step.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
+
+from agentops.times import parse_time as rfc3339
 
 
 def parse_time(value: Any) -> float | None:
     """RFC 3339 (`2024-05-01T12:00:00Z`, with or without fractions) → Unix seconds; None if absent or malformed."""
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str):
         return None
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = rfc3339(value)
     except ValueError:
         return None
-    if parsed.tzinfo is None:  # the API server always writes UTC; be lenient anyway
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
+    return parsed.timestamp() if parsed is not None else None
 
 
 def format_span(seconds: float) -> str:

@@ -22,7 +22,8 @@ from agentops_operator.fault_lifecycle import (
     invalid_spec,
     target_summary,
 )
-from agentops_operator.resources import FaultSpec, parse_time
+from agentops.times import parse_time
+from agentops_operator.resources import FaultSpec
 
 CREATED = datetime(2024, 5, 1, 10, 0, 0, tzinfo=timezone.utc)
 

@@ -8,7 +8,8 @@ import pytest
 
 from agentops.errors import InvalidField
 from agentops.label_selector import LabelSelector
-from agentops_operator.resources import FaultSpec, HealthThresholds, Key, format_time, parse_time
+from agentops.times import format_time, parse_time
+from agentops_operator.resources import FaultSpec, HealthThresholds, Key
 
 
 def sel(match_labels: dict[str, str] | None = None, *expressions: tuple[str, str, list[str] | None]) -> LabelSelector:
