@@ -66,22 +66,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from agentops.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 FIRESTORE_MAX_WRITES_PER_COMMIT = 500  # Firestore rejects larger WriteBatches
-BACKOFF_BASE_S = 0.5
-BACKOFF_CAP_S = 30.0  # the end of even a long outage is noticed within 30 s
+# After a failed commit: a blip is retried within a second; the end of even a long
+# outage is noticed within 30 s. Jitter (down to half the delay) spreads out the
+# retries of many operators that lost Firestore at once.
+BACKOFF = Backoff(first_s=0.5, cap_s=30.0, jitter=(0.5, 1.0))
 # Longer than a healthy commit of 500 writes (well under a second), short enough that
 # a cancelled run() leaves its worker thread behind for only a few seconds.
 DEFAULT_COMMIT_TIMEOUT_S = 10.0
@@ -141,13 +144,6 @@ def doc_path(key: DocKey) -> str:
     """The document's path below the collection, for messages."""
     namespace, name, incident_id = key
     return f"{namespace}:{name}" if incident_id is None else f"{namespace}:{name}/incidents/{incident_id}"
-
-
-def backoff_delay(failures: int, rand: Callable[[], float] = random.random) -> float:
-    """Seconds to wait after the `failures`-th failure in a row: 0.5 s doubling to 30 s, minus up to half as jitter."""
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** max(0, failures - 1))
-    # Jitter spreads out the retries of many operators that lost Firestore at once.
-    return ceiling * (0.5 + 0.5 * rand())
 
 
 @dataclass
@@ -319,14 +315,14 @@ class FirestoreMirror:
 
     # --- inputs from the reconcile loop: O(1), never block, never raise ---
 
-    def put_agent(self, namespace: str, name: str, doc: dict[str, Any]) -> None:
+    def put_agent(self, namespace: str, name: str, doc: Mapping[str, Any]) -> None:
         """The agent's current state; the mirror keeps `doc` (do not change it afterwards)."""
-        self._state.put_agent(namespace, name, doc)
+        self._state.put_agent(namespace, name, dict(doc))
         self._queued()
 
-    def put_incident(self, namespace: str, name: str, incident_id: str, doc: dict[str, Any]) -> None:
+    def put_incident(self, namespace: str, name: str, incident_id: str, doc: Mapping[str, Any]) -> None:
         """One incident of the agent, newest version wins; the mirror keeps `doc`."""
-        self._state.put_incident(namespace, name, incident_id, doc)
+        self._state.put_incident(namespace, name, incident_id, dict(doc))
         self._queued()
 
     def remove_agent(self, namespace: str, name: str) -> None:
@@ -381,7 +377,7 @@ class FirestoreMirror:
                     await asyncio.sleep(wait)  # more puts coalesce or join the batch meanwhile
                     continue
                 if not await self._send(executor, self._state.take(n)):
-                    await asyncio.sleep(backoff_delay(self._failures))
+                    await asyncio.sleep(BACKOFF.delay(self._failures))
         finally:
             # Not waited for: the worker ends a commit in flight within its gRPC deadline,
             # then closes the client and exits.

@@ -17,6 +17,7 @@ from typing import Any
 import kopf
 from aiohttp import web
 
+from agentops.backoff import Backoff
 from agentops_operator.handlers import build_registry
 from agentops_operator.http_api import build_app
 from agentops_operator.kube_client import KubeClient, KubeError
@@ -32,6 +33,10 @@ from agentops_operator.status_writer import StatusWriter
 log = logging.getLogger("agentops.operator")
 
 SHUTDOWN_FLUSH_S = 5.0
+# Listing every Agent and Fault failed (API server unreachable or overloaded): retry
+# after a second, and during a long outage list at most every 30 s, since each attempt
+# is a full list of every watched namespace.
+RESYNC_BACKOFF = Backoff(first_s=1.0, cap_s=30.0)
 
 
 def _is_glob(pattern: str) -> bool:
@@ -62,7 +67,7 @@ async def _resync_forever(kube: KubeClient, reconciler: Reconciler, settings: Op
             agents, faults = await kube.run(_list_all, kube, settings)
         except KubeError as exc:
             failures += 1
-            delay = min(30.0, 0.5 * 2**failures)
+            delay = RESYNC_BACKOFF.delay(failures)
             log.warning("listing agents and faults failed (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             continue
@@ -98,7 +103,7 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
                             max_concurrent_restarts=settings.max_concurrent_restarts,
                             control_namespace=settings.control_namespace, mirror=mirror)
 
-    runner = web.AppRunner(build_app(reconciler, token=settings.token, lease_s=settings.lease_s), access_log=None)
+    runner = web.AppRunner(build_app(reconciler, metrics, token=settings.token, lease_s=settings.lease_s), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()

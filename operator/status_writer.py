@@ -17,8 +17,9 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
+from agentops.backoff import Backoff
 from agentops_operator.kube_client import KubeClient, KubeError
 from agentops_operator.metrics import OperatorMetrics
 from agentops_operator.resources import ObjectRef
@@ -27,8 +28,10 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED_EVENTS = 1000  # at the default 8 writers, a few seconds of backlog
 MAX_EVENT_ATTEMPTS = 3
-RETRY_BASE_S = 0.5
-RETRY_CAP_S = 30.0
+# Most failed writes are a blip (a conflict, a timeout) and go through on a quick
+# retry; an API server in real trouble gets at most one retry per object every 30 s.
+# No jitter: the retries of many objects are already spread by when each one failed.
+RETRY_BACKOFF = Backoff(first_s=0.5, cap_s=30.0)
 
 
 @dataclass
@@ -68,7 +71,8 @@ class StatusWriter:
 
     # --- inputs from the reconcile loop (non-blocking) ---
 
-    def write_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+    def write_status(self, ref: ObjectRef, status: Mapping[str, Any]) -> None:
+        status = dict(status)  # ours now: the caller may build its next status from the same dict
         slot = (ref.plural, ref.key)
         seq = self._issued[slot] = self._issued.get(slot, 0) + 1
         if slot in self._pending:
@@ -168,7 +172,7 @@ class StatusWriter:
             if not exc.retryable or (isinstance(item, _PendingEvent) and item.attempts >= MAX_EVENT_ATTEMPTS):
                 log.error("giving up on %s write for %s %s: %s", kind, item.ref.kind, item.ref.key, exc)
                 return
-            delay = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (item.attempts - 1))
+            delay = RETRY_BACKOFF.delay(item.attempts)
             log.warning("%s write for %s %s failed (%s); retrying in %.1fs", kind, item.ref.kind, item.ref.key, exc, delay)
             self._retrying += 1
             asyncio.get_running_loop().call_later(delay, self._retry, item)

@@ -16,18 +16,18 @@
   errors for a whole health window.
 
 Any answer from the operator renews the lease; failures back off exponentially with
-jitter (`BACKOFF_*`), so a restarting operator is not hammered by its sidecars.
+jitter (`BACKOFF`), so a restarting operator is not hammered by its sidecars.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from typing import Any, Awaitable, Callable
 
 import aiohttp
 
+from agentops.backoff import Backoff
 from agentops_sidecar.faults import FaultTable
 from agentops_sidecar.instance import Instance
 from agentops_sidecar.prober import Prober
@@ -37,8 +37,11 @@ from agentops_sidecar.window import Window
 
 log = logging.getLogger(__name__)
 
-BACKOFF_FIRST_S = 0.2
-BACKOFF_CAP_S = 5.0
+# Between failed polls of the operator: short, since the lease runs down meanwhile (and
+# when it runs out every fault is dropped); at most 5 s, so a restarted operator is
+# reached again within seconds. Jitter (down to half the delay) keeps an operator's
+# many sidecars from returning to it in lockstep.
+BACKOFF = Backoff(first_s=0.2, cap_s=5.0, jitter=(0.5, 1.0))
 # An undelivered window older than this is dropped rather than carried: after a long
 # outage the operator wants the recent picture, and memory stays bounded.
 MAX_CARRY_S = 60.0
@@ -97,7 +100,7 @@ class OperatorLink:
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
                 failures += 1
                 self._problem(f"cannot reach the operator at {self.settings.operator_url}: {exc.__class__.__name__} {exc}")
-                await asyncio.sleep(_backoff(failures))
+                await asyncio.sleep(BACKOFF.delay(failures))
                 continue
             now = self._now()
             if status == 200 and isinstance(body, dict):
@@ -124,7 +127,7 @@ class OperatorLink:
                 self._problem(f"operator: {message or 'agent not found'}")
             else:
                 self._problem(f"operator answered {status}: {message or ''}")
-            delay = float(retry_after) if retry_after and retry_after.isdigit() else _backoff(failures)
+            delay = float(retry_after) if retry_after and retry_after.isdigit() else BACKOFF.delay(failures)
             await asyncio.sleep(delay)
 
     async def _maybe_restart(self, token: Any) -> None:
@@ -236,7 +239,3 @@ class OperatorLink:
         elif problem is None and self.last_problem is not None:
             log.info("operator reachable again")
         self.last_problem = problem
-
-
-def _backoff(failures: int) -> float:
-    return float(min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2 ** min(failures - 1, 10)) * random.uniform(0.5, 1.0))

@@ -16,12 +16,15 @@ import os
 import signal
 from typing import Any
 
+from agentops.backoff import Backoff
 from agentops_sidecar.instance import Instance
 
 log = logging.getLogger(__name__)
 
-BACKOFF_FIRST_S = 0.5
-BACKOFF_CAP_S = 30.0
+# Before a restart after an exit: a one-off crash costs half a second of downtime; a
+# crash loop settles at one start per 30 s, cheap for the machine and the logs. No
+# jitter: one supervisor per agent, nothing to spread out.
+RESTART_BACKOFF = Backoff(first_s=0.5, cap_s=30.0)
 # A run this long counts as healthy: the next exit restarts without accumulated backoff.
 STABLE_AFTER_S = 60.0
 
@@ -69,7 +72,7 @@ class Supervisor:
                 continue
             self.restarts["exited"] += 1
             failures = 0 if loop.time() - started >= STABLE_AFTER_S else failures + 1
-            delay = min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2 ** max(failures - 1, 0))
+            delay = RESTART_BACKOFF.delay(failures)  # 0 failures (after a stable run): the first delay
             log.warning("agent exited with %s; restarting in %.1fs", rc, delay, extra={"returncode": rc})
             self._wake.clear()
             try:

@@ -3,8 +3,8 @@
 One `SourceWatch` per kind and namespace (or per kind cluster-wide): list, hand the
 result to the store, then watch from the list's resourceVersion; when the watch ends
 (the server closes it every few minutes) watch again from the last version seen; on
-410 Gone list again; on errors back off (0.5 s doubling to 30 s) and record the error
-so the pages can say why they are stale.
+410 Gone list again; on errors back off (`BACKOFF`) and record the error so the pages
+can say why they are stale.
 
 pykube-ng is synchronous, so every call runs in a thread pool that holds one thread
 per source: a watch blocks its thread reading the stream and hands each event to the
@@ -31,6 +31,7 @@ import pykube
 import requests
 
 from agentops import API_VERSION, kube_credentials
+from agentops.backoff import Backoff
 from agentops.errors import AgentOpsError, ConfigError
 from agentops_ui.store import AGENT, EVENT, FAULT, Obj, Store
 
@@ -45,8 +46,10 @@ LIST_PAGE_SIZE = 500
 # a connection that died silently.
 WATCH_SECONDS = (240, 300)
 WATCH_READ_GRACE_S = 30.0
-BACKOFF_INITIAL_S = 0.5
-BACKOFF_MAX_S = 30.0
+# After a failed list or watch: 0.5 s, so a blip costs the pages half a second of
+# staleness; at most 30 s, so an API server in trouble gets one request per source
+# every 30 s. Jitter (±20 %): the sources that failed together retry apart.
+BACKOFF = Backoff(first_s=0.5, cap_s=30.0, jitter=(0.8, 1.2))
 # A watch that ends sooner than this delivered nothing useful; re-watching at once
 # would spin, so it counts as a failure for the backoff.
 MIN_WATCH_S = 1.0
@@ -222,19 +225,6 @@ class KubeReader:
         return version
 
 
-class Backoff:
-    def __init__(self) -> None:
-        self._next = BACKOFF_INITIAL_S
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(BACKOFF_MAX_S, self._next * 2)
-        return delay * random.uniform(0.8, 1.2)  # jitter: sources that failed together retry apart
-
-    def reset(self) -> None:
-        self._next = BACKOFF_INITIAL_S
-
-
 class SourceWatch:
     """List + watch of one kind in one namespace (or all), for as long as its task runs."""
 
@@ -250,7 +240,7 @@ class SourceWatch:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        backoff = Backoff()
+        failures = 0  # in a row; any watch that lasted MIN_WATCH_S ends the row
 
         def deliver(type_: str, obj: Obj) -> None:  # on the watch thread
             if not self.slot.stopped:
@@ -273,15 +263,18 @@ class SourceWatch:
                         version = await loop.run_in_executor(
                             self.pool, self.reader.watch, self.res, self.namespace, version, deliver, self.slot)
                         if time.monotonic() - started < MIN_WATCH_S:
-                            await asyncio.sleep(backoff.next())
+                            failures += 1
+                            await asyncio.sleep(BACKOFF.delay(failures))
                         else:
-                            backoff.reset()
+                            failures = 0
                 except Gone:
                     log.info("%s: resourceVersion expired; listing again", self.scope)
                     if time.monotonic() - listed_at < MIN_WATCH_S:
-                        await asyncio.sleep(backoff.next())  # a server that keeps saying Gone must not spin us
+                        failures += 1  # a server that keeps saying Gone must not spin us
+                        await asyncio.sleep(BACKOFF.delay(failures))
                 except KubeError as exc:
-                    delay = backoff.next()
+                    failures += 1
+                    delay = BACKOFF.delay(failures)
                     log.warning("%s: %s; retrying in %.1fs", self.scope, exc, delay)
                     self.store.source_failed(self.res.kind, self.namespace, str(exc), self.clock())
                     if exc.status == 401:

@@ -12,8 +12,9 @@ import pytest
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 
+from agentops.backoff import Backoff
 from agentops_operator import firestore_mirror
-from agentops_operator.firestore_mirror import FirestoreMirror, MirrorState, TokenBucket, Write, backoff_delay, doc_path
+from agentops_operator.firestore_mirror import BACKOFF, FirestoreMirror, MirrorState, TokenBucket, Write, doc_path
 
 
 def test_token_bucket_starts_full_and_refills_at_its_rate_up_to_its_capacity() -> None:
@@ -41,9 +42,9 @@ def test_token_bucket_rejects_a_rate_or_capacity_that_could_never_send(rate: flo
 
 
 def test_backoff_doubles_from_half_a_second_to_thirty_with_jitter_below_the_ceiling() -> None:
-    ceilings = [backoff_delay(n, rand=lambda: 1.0) for n in range(1, 10)]
+    ceilings = [BACKOFF.delay(n, rand=lambda: 1.0) for n in range(1, 10)]
     assert ceilings == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
-    assert backoff_delay(3, rand=lambda: 0.0) == 1.0  # at least half of the ceiling
+    assert BACKOFF.delay(3, rand=lambda: 0.0) == 1.0  # at least half of the ceiling
 
 
 def state(max_agents: int = 100, max_incidents: int = 20) -> MirrorState:
@@ -212,7 +213,7 @@ class _Batch:
 
 @pytest.mark.timeout(10)
 async def test_a_long_outage_counts_once_and_everything_known_is_resent_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(firestore_mirror, "backoff_delay", lambda failures: 0.001)
+    monkeypatch.setattr(firestore_mirror, "BACKOFF", Backoff(first_s=0.001, cap_s=0.001))
     store = FakeFirestore()
     mirror = FirestoreMirror(project="p", collection="c", client_factory=lambda: store)
     task = asyncio.create_task(mirror.run())

@@ -5,6 +5,7 @@ watch blocked in its thread at once."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -83,7 +84,7 @@ async def until(probe: Any, timeout: float = 5.0) -> None:
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kube_watch, "BACKOFF_INITIAL_S", 0.01)
+    monkeypatch.setattr(kube_watch, "BACKOFF", dataclasses.replace(kube_watch.BACKOFF, first_s=0.01))
     monkeypatch.setattr(kube_watch, "MIN_WATCH_S", 0.0)
 
 
