@@ -51,6 +51,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from agentops.processes import set_pdeathsig
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -145,18 +147,6 @@ def _issue(
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
-
-
-def set_pdeathsig() -> None:
-    """preexec_fn for long-lived children (servers, nodes, containers): die with their parent."""
-    # Linux: the kernel kills the child if we die without running any cleanup (SIGKILL,
-    # OOM), so no orphaned etcd/apiserver survives a hard-killed test run.
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort only; atexit and stop() still apply
-        pass
 
 
 class ControlPlane:

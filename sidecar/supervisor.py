@@ -10,13 +10,13 @@ killed sidecar leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import signal
 from typing import Any
 
 from agentops.backoff import Backoff
+from agentops.processes import set_pdeathsig
 from agentops_sidecar.instance import Instance
 
 log = logging.getLogger(__name__)
@@ -27,10 +27,6 @@ log = logging.getLogger(__name__)
 RESTART_BACKOFF = Backoff(first_s=0.5, cap_s=30.0)
 # A run this long counts as healthy: the next exit restarts without accumulated backoff.
 STABLE_AFTER_S = 60.0
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Supervisor:
@@ -54,7 +50,7 @@ class Supervisor:
             started = loop.time()
             try:
                 self._proc = await asyncio.create_subprocess_exec(
-                    *self.command, start_new_session=True, preexec_fn=_die_with_parent)
+                    *self.command, start_new_session=True, preexec_fn=set_pdeathsig)
             except OSError as exc:
                 log.error("cannot start the agent %r: %s", self.command[0], exc)
                 rc: Any = None

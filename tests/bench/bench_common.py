@@ -21,8 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from operator_harness import free_port as free_port  # noqa: F401  (re-exported for the benchmarks)
 
-from agentops.envtest import set_pdeathsig  # noqa: E402
-from agentops.processes import terminate  # noqa: E402
+from agentops.processes import set_pdeathsig, terminate  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from operator_harness import free_port, report  # noqa: E402  (the harness owns the report shape)
 
-from agentops.envtest import ControlPlane, set_pdeathsig  # noqa: E402
+from agentops.envtest import ControlPlane  # noqa: E402
+from agentops.processes import set_pdeathsig  # noqa: E402
 from bench_common import Results, cpu_s, machine_busy, memory_kib, percentile, utilisation  # noqa: E402
 
 GROUP_PATH = "/apis/agentops.dev/v1alpha1"

@@ -33,7 +33,7 @@ from typing import IO
 
 import aiohttp
 
-from agentops.envtest import set_pdeathsig
+from agentops.processes import set_pdeathsig
 
 from . import network
 from .api import Api, ApiError, Obj
