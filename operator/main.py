@@ -1,17 +1,27 @@
 """Run the operator: kopf watches, the reconcile loop, the status writer and the
 sidecar HTTP API, all in one asyncio process.
 
-kopf owns the process signals (SIGINT/SIGTERM end `kopf.operator`); when it returns,
-everything else is stopped in order: no more inputs, pending status writes flushed
-(bounded), then the HTTP server closed.
+Everything is started in dependency order - the Kubernetes client, the writers
+(Firestore mirror, status writer), the restart runner, the reconcile loop, the resync,
+and last the sidecar API - and each is registered on one exit stack right after it
+starts, so it is stopped in the reverse order, by name: inputs first (the API, whose
+waiting sidecars get their connection closed, then the resync), then the reconcile loop
+and the restarts it started, then pending writes flushed (bounded by SHUTDOWN_FLUSH_S)
+and the writers stopped, then the client closed. A failure part way through start-up
+stops what had started.
+
+kopf owns the process signals (SIGINT/SIGTERM end `kopf.operator`); its cleanup handler
+and the end of `serve` both run the one shutdown, whichever comes first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
@@ -79,74 +89,38 @@ async def _resync_forever(kube: KubeClient, reconciler: Reconciler, settings: Op
         await asyncio.sleep(settings.resync_interval_s)
 
 
+async def _stop(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _flush_then_stop(task: asyncio.Task[None], flushed: Callable[[float], Awaitable[bool]], what: str) -> None:
+    """Give the task's pending writes up to SHUTDOWN_FLUSH_S to go out, then stop it."""
+    if not await flushed(SHUTDOWN_FLUSH_S):
+        log.warning("shutting down with %s still pending", what)
+    await _stop(task)
+
+
 async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> None:
     log.info("starting with %s", settings.redacted())
-    metrics = OperatorMetrics()
-    kube = KubeClient(max_in_flight=settings.max_writes_in_flight)
-    writer = StatusWriter(kube, metrics, max_in_flight=settings.max_writes_in_flight)
-    restarts = RestartRunner(
-        {
-            "Kubernetes": KubernetesRuntime(kube),
-            "CloudRun": CloudRunRuntime(endpoint=settings.cloudrun_endpoint, operation_timeout_s=settings.cloudrun_operation_timeout_s),
-        },
-        max_workers=settings.max_concurrent_restarts,
-    )
-    mirror = None
-    if settings.firestore_project:
-        # Imported only when enabled: the Firestore client costs ~0.6 s of start-up.
-        from agentops_operator.firestore_mirror import FirestoreMirror
-
-        mirror = FirestoreMirror(project=settings.firestore_project, database=settings.firestore_database,
-                                 collection=settings.firestore_collection,
-                                 max_writes_per_second=settings.firestore_max_writes_per_second, registry=metrics.registry)
-    reconciler = Reconciler(writer, metrics, heartbeat_s=settings.status_heartbeat_s, restarts=restarts,
-                            max_concurrent_restarts=settings.max_concurrent_restarts,
-                            control_namespace=settings.control_namespace, mirror=mirror)
-
-    runner = web.AppRunner(build_app(reconciler, metrics, token=settings.token, lease_s=settings.lease_s), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.http_host, settings.http_port)
-    await site.start()
-    log.info("sidecar API listening on %s", ", ".join(str(a) for a in runner.addresses))
-
-    background = [
-        asyncio.create_task(writer.run(), name="status-writer"),
-        asyncio.create_task(reconciler.run(), name="reconcile-loop"),
-        asyncio.create_task(_resync_forever(kube, reconciler, settings), name="resync"),
-    ]
-    if mirror is not None:
-        background.append(asyncio.create_task(mirror.run(), name="firestore-mirror"))
+    stack = contextlib.AsyncExitStack()
     stopped = False
 
     async def shutdown() -> None:
-        """Stop in order: inputs first, then flush writes, then the writer and the API."""
+        """Unwind the exit stack once: what started last stops first (see the module docstring)."""
         nonlocal stopped
         if stopped:
             return
         stopped = True
         started = time.monotonic()
-        await runner.cleanup()  # no new telemetry; waiting sidecars get their connection closed
-        await restarts.close()
-        reconcile_tasks = background[1:3]
-        for task in reconcile_tasks:
-            task.cancel()
-        await asyncio.gather(*reconcile_tasks, return_exceptions=True)
-        if not await writer.flushed(SHUTDOWN_FLUSH_S):
-            log.warning("shutting down with status writes still pending")
-        if mirror is not None and not await mirror.flush(SHUTDOWN_FLUSH_S):
-            log.warning("shutting down with Firestore mirror writes still pending")
-        for task in background[3:]:
-            task.cancel()
-        await asyncio.gather(*background[3:], return_exceptions=True)
-        background[0].cancel()
-        await asyncio.gather(background[0], return_exceptions=True)
-        kube.close()
+        await stack.aclose()
         log.info("stopped in %.2fs", time.monotonic() - started)
 
-    # Let the background tasks spawn their workers before kopf starts: kopf treats
-    # tasks created after its start as its own "hung" tasks at exit.
-    await asyncio.sleep(0)
     try:
+        reconciler = await _start(settings, stack)
+        # Let the background tasks spawn their workers before kopf starts: kopf treats
+        # tasks created after its start as its own "hung" tasks at exit.
+        await asyncio.sleep(0)
         await kopf.operator(
             registry=build_registry(reconciler, shutdown),
             clusterwide=settings.all_namespaces,
@@ -156,4 +130,51 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
             liveness_endpoint=settings.liveness_endpoint,
         )
     finally:
-        await shutdown()  # kopf may have ended without running cleanup (a crash)
+        await shutdown()  # kopf may have ended without running cleanup (a crash), or never started
+
+
+async def _start(settings: OperatorSettings, stack: contextlib.AsyncExitStack) -> Reconciler:
+    """Start everything but kopf, registering each part's stop on `stack` as soon as it runs."""
+    metrics = OperatorMetrics()
+    kube = KubeClient(max_in_flight=settings.max_writes_in_flight)
+    stack.callback(kube.close)
+
+    mirror = None
+    if settings.firestore_project:
+        # Imported only when enabled: the Firestore client costs ~0.6 s of start-up.
+        from agentops_operator.firestore_mirror import FirestoreMirror
+
+        mirror = FirestoreMirror(project=settings.firestore_project, database=settings.firestore_database,
+                                 collection=settings.firestore_collection,
+                                 max_writes_per_second=settings.firestore_max_writes_per_second, registry=metrics.registry)
+        mirror_task = asyncio.create_task(mirror.run(), name="firestore-mirror")
+        stack.push_async_callback(_flush_then_stop, mirror_task, mirror.flush, "Firestore mirror writes")
+
+    writer = StatusWriter(kube, metrics, max_in_flight=settings.max_writes_in_flight)
+    writer_task = asyncio.create_task(writer.run(), name="status-writer")
+    stack.push_async_callback(_flush_then_stop, writer_task, writer.flushed, "status writes")
+
+    restarts = RestartRunner(
+        {
+            "Kubernetes": KubernetesRuntime(kube),
+            "CloudRun": CloudRunRuntime(endpoint=settings.cloudrun_endpoint, operation_timeout_s=settings.cloudrun_operation_timeout_s),
+        },
+        max_workers=settings.max_concurrent_restarts,
+    )
+    stack.push_async_callback(restarts.close)
+
+    reconciler = Reconciler(writer, metrics, heartbeat_s=settings.status_heartbeat_s, restarts=restarts,
+                            max_concurrent_restarts=settings.max_concurrent_restarts,
+                            control_namespace=settings.control_namespace, mirror=mirror)
+    reconcile_task = asyncio.create_task(reconciler.run(), name="reconcile-loop")
+    stack.push_async_callback(_stop, reconcile_task)
+    resync_task = asyncio.create_task(_resync_forever(kube, reconciler, settings), name="resync")
+    stack.push_async_callback(_stop, resync_task)
+
+    runner = web.AppRunner(build_app(reconciler, metrics, token=settings.token, lease_s=settings.lease_s), access_log=None)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    await site.start()
+    log.info("sidecar API listening on %s", ", ".join(str(a) for a in runner.addresses))
+    return reconciler

@@ -1,18 +1,26 @@
 """`agentops sidecar`: wires the proxy, prober, operator link and supervisor together.
 
-Start order: admin port and proxy first (traffic flows even before the operator is
-reached — the sidecar never blocks an agent's callers on its own control plane),
-then the agent (supervisor mode), the prober and the operator link. Stop order is the
-reverse, with in-flight requests given `SHUTDOWN_GRACE_S` to finish.
+Start order: the proxy's upstream client and the control-traffic client, then the agent
+(supervisor mode), the prober, the operator link, and last the admin port and the proxy
+port. Nothing here waits for the operator, so traffic flows even before the operator
+is reached — the sidecar never blocks an agent's callers on its own control plane.
+
+Each part is registered on one exit stack as soon as it runs, so the stop order is the
+exact reverse: the proxy port first, its in-flight requests given `SHUTDOWN_GRACE_S`
+to finish while the agent still runs; then the admin port; then the link, the prober
+and the agent; then the clients.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -50,62 +58,71 @@ async def serve(settings: SidecarSettings) -> None:
     table.on_change(faults_changed)
     proxy = Proxy(settings.upstream, table, recorder,
                   upstream_timeout_s=settings.upstream_timeout_s, max_connections=settings.max_upstream_connections)
-    await proxy.start()
-    # Control traffic gets its own small pool, so a saturated proxy pool never delays
-    # a lease renewal or a probe.
-    control = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8))
-    supervisor = Supervisor(settings.command, instance, grace_s=settings.restart_grace_s) if settings.command else None
-    prober = Prober(control, settings.upstream + settings.health_path, interval_s=settings.probe_interval_s,
-                    timeout_s=settings.probe_timeout_s, startup_grace_s=settings.startup_grace_s,
-                    table=table, recorder=recorder, instance=instance)
-    link = OperatorLink(settings, control, table=table, recorder=recorder, instance=instance, prober=prober,
-                        restart=supervisor.restart if supervisor else None)
-    instance.on_replaced(lambda _old, _new: _instance_replaced(table, proxy, loop.time()))
-    instance.on_replaced(link.instance_replaced)
-    prober.on_result = link.probe_result
-    reg = registry(SidecarCollector(recorder, table, link, prober, supervisor, loop.time))
+    async with contextlib.AsyncExitStack() as stack:
+        await proxy.start()
+        stack.push_async_callback(proxy.close)
+        # Control traffic gets its own small pool, so a saturated proxy pool never delays
+        # a lease renewal or a probe.
+        control = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8))
+        stack.push_async_callback(control.close)
+        supervisor = Supervisor(settings.command, instance, grace_s=settings.restart_grace_s) if settings.command else None
+        prober = Prober(control, settings.upstream + settings.health_path, interval_s=settings.probe_interval_s,
+                        timeout_s=settings.probe_timeout_s, startup_grace_s=settings.startup_grace_s,
+                        table=table, recorder=recorder, instance=instance)
+        link = OperatorLink(settings, control, table=table, recorder=recorder, instance=instance, prober=prober,
+                            restart=supervisor.restart if supervisor else None)
+        instance.on_replaced(lambda _old, _new: _instance_replaced(table, proxy, loop.time()))
+        instance.on_replaced(link.instance_replaced)
+        prober.on_result = link.probe_result
+        reg = registry(SidecarCollector(recorder, table, link, prober, supervisor, loop.time))
 
-    # The proxy port is a bare aiohttp Server: every path goes to one handler, so the
-    # Application's router and middleware chain would be pure per-request cost.
-    proxy_server = web.Server(proxy.handle, access_log=None)
-    admin_app = build_admin_app(settings, table=table, link=link, prober=prober, instance=instance, supervisor=supervisor, registry=reg)
-    runners: list[web.BaseRunner] = [web.ServerRunner(proxy_server, shutdown_timeout=SHUTDOWN_GRACE_S),
-                                     web.AppRunner(admin_app, access_log=None)]
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        for runner, host, port in zip(runners, (settings.listen_host, settings.admin_host), (settings.listen_port, settings.admin_port)):
-            await runner.setup()
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+        tasks: list[asyncio.Task[None]] = []
+
+        def start(name: str, coro: Coroutine[Any, Any, None]) -> None:
+            task = asyncio.create_task(coro, name=name)
+            tasks.append(task)
+            stack.push_async_callback(_stop, task)
+
+        if supervisor is not None:
+            start("supervisor", supervisor.run())
+            stack.push_async_callback(supervisor.stop)  # the agent, with its grace period; then the task
+        start("prober", prober.run())
+        start("assignments", link.poll_assignments())
+        start("telemetry", link.push_telemetry())
+        start("deadlines", _deadlines(table))
+
+        admin_app = build_admin_app(settings, table=table, link=link, prober=prober, instance=instance,
+                                    supervisor=supervisor, registry=reg)
+        await _listen(stack, web.AppRunner(admin_app, access_log=None), settings.admin_host, settings.admin_port)
+        # The proxy port is a bare aiohttp Server: every path goes to one handler, so the
+        # Application's router and middleware chain would be pure per-request cost.
+        proxy_server = web.Server(proxy.handle, access_log=None)
+        await _listen(stack, web.ServerRunner(proxy_server, shutdown_timeout=SHUTDOWN_GRACE_S),
+                      settings.listen_host, settings.listen_port)
         log.info("sidecar for %s/%s: proxy on %s:%d → %s, admin on %s:%d%s", settings.namespace, settings.agent,
                  settings.listen_host, settings.listen_port, settings.upstream, settings.admin_host, settings.admin_port,
                  f", supervising {' '.join(settings.command)}" if settings.command else "",
                  extra={"settings": settings.redacted()})
         _tune_gc()
-        if supervisor is not None:
-            tasks.append(asyncio.create_task(supervisor.run(), name="supervisor"))
-        tasks += [
-            asyncio.create_task(prober.run(), name="prober"),
-            asyncio.create_task(link.poll_assignments(), name="assignments"),
-            asyncio.create_task(link.push_telemetry(), name="telemetry"),
-            asyncio.create_task(_deadlines(table), name="deadlines"),
-        ]
-        done_waiter = asyncio.create_task(stop.wait())
-        finished, _ = await asyncio.wait([done_waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+
+        stopped = asyncio.create_task(stop.wait(), name="stop-signal")
+        stack.push_async_callback(_stop, stopped)
+        finished, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
         for task in finished:
-            if task is not done_waiter and task.exception() is not None:
+            if task is not stopped and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
-        done_waiter.cancel()
         log.info("stopping")
-    finally:
-        for runner in runners:
-            await runner.cleanup()
-        if supervisor is not None:
-            await supervisor.stop()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await control.close()
-        await proxy.close()
+
+
+async def _listen(stack: contextlib.AsyncExitStack, runner: web.BaseRunner, host: str, port: int) -> None:
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    await web.TCPSite(runner, host, port, reuse_address=True).start()
+
+
+async def _stop(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _tune_gc() -> None:
