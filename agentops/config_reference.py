@@ -17,8 +17,9 @@ HEADER = """# Configuration reference
 
 Generated from the command-line parsers by `python -m agentops.config_reference`
 (a test keeps this file equal to its output). Every setting is a flag, or the
-environment variable named in its description; the flag wins. Durations are Go-style
-(`500ms`, `2s`, `1m30s`) where the description says so.
+environment variable named in its description; the flag wins. Every duration is
+Go-style (`500ms`, `2s`, `1m30s`). The names a setting "replaces" took a number of
+seconds; they still work, as does a number without a unit, with a warning in the log.
 
 Resource settings (thresholds, healing policy, fault parameters) live in the custom
 resources instead: `kubectl explain agent.spec --recursive`, `kubectl explain

@@ -103,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agentops demo", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--use-current-context", action="store_true",
                         help="use the cluster of the current KUBECONFIG instead of starting a local control plane")
-    parser.add_argument("--http-port", type=int, default=8080, help="port of the operator's sidecar API (default 8080)")
-    parser.add_argument("--ui-port", type=int, default=8090, help="port of the read-only UI (default 8090)")
+    parser.add_argument("--http-port", type=int, default=8080, help="port of the operator's sidecar API (default %(default)s)")
+    parser.add_argument("--ui-port", type=int, default=8090, help="port of the read-only UI (default %(default)s)")
     parser.add_argument("--port-base", type=int, default=8000,
-                        help="sidecars listen on BASE+1, BASE+2, their agents on BASE+10001.., admin on BASE+1901.. (default 8000)")
+                        help="sidecars listen on BASE+1, BASE+2, their agents on BASE+10001.., admin on BASE+1901.. (default %(default)s)")
     parser.add_argument("--no-traffic", action="store_true", help="do not send sample requests through the sidecars")
     args = parser.parse_args(argv)
     agents = sample_agents(args.port_base)

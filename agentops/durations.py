@@ -1,8 +1,10 @@
-"""Go-style durations ("1h30m", "2.5s", "250ms") as used in the CRDs.
+"""Go-style durations ("1h30m", "2.5s", "250ms") as used in the CRDs and on every command line.
 
 The CRDs validate durations with CEL's `duration()`, which takes Go's syntax; this
 module reads the same syntax so that the operator and the API server agree on what a
-value means. Only the units the CRDs allow are accepted (ms, s, m, h).
+value means. Only the units the CRDs allow are accepted (ms, s, m, h). Flags and
+environment variables are read with the same parser (agentops.config.DurationOption),
+so a duration means the same in a resource and on a command line.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A sample agent's settings: CLI flag → environment variable → default, parsed once.
 
     agentops agent chat|summary [--host H] [--port P] [--gemini-api-key-file PATH]
-        [--gemini-base-url URL] [--gemini-model NAME] [--model-timeout SECONDS]
+        [--gemini-base-url URL] [--gemini-model NAME] [--model-timeout DURATION]
         [--log-level LEVEL]
 
 The Gemini key comes from a file (a mounted Secret) or the GEMINI_API_KEY variable,
@@ -10,13 +10,13 @@ never from a flag: command lines are visible to every user of the machine throug
 settings are shown, and an error about it never repeats it.
 
 Every bad value is a ConfigError naming where it came from (the flag, or the
-environment variable when no flag was given) and what is allowed.
+environment variable when no flag was given) and what is allowed. Each default is
+stated once, on the dataclass below; the parser and `--help` read it from there.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -24,18 +24,12 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from agentops.config import DurationOption, defaults
 from agentops.errors import ConfigError
 
 AgentKind = Literal["chat", "summary"]
 KINDS: tuple[AgentKind, ...] = ("chat", "summary")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
-DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
-DEFAULT_GEMINI_MODEL = "gemini-2.0-flash"
-# Gemini usually answers in seconds; 30 s leaves room for long summaries while staying
-# below the 60 s many load balancers and proxies allow a request.
-DEFAULT_MODEL_TIMEOUT_S = 30.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 # Model names go into the URL path, so only the characters Gemini's names use.
@@ -47,12 +41,15 @@ _API_KEY = re.compile(r"[\x21-\x7e]+")
 @dataclass(frozen=True)
 class AgentSettings:
     kind: AgentKind
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT  # 0 picks a free port; the bound one is logged
+    host: str = "127.0.0.1"
+    port: int = 8000  # 0 picks a free port; the bound one is logged
     gemini_api_key: str = field(default="", repr=False)  # empty: the offline model
-    gemini_base_url: str = DEFAULT_GEMINI_BASE_URL  # without a trailing slash
-    gemini_model: str = DEFAULT_GEMINI_MODEL
-    model_timeout_s: float = DEFAULT_MODEL_TIMEOUT_S  # total time for one Gemini request
+    gemini_base_url: str = "https://generativelanguage.googleapis.com"  # without a trailing slash
+    gemini_model: str = "gemini-2.0-flash"
+    # Total time for one Gemini request. Gemini usually answers in seconds; 30 s leaves
+    # room for long summaries while staying below the 60 s many load balancers and
+    # proxies allow a request.
+    model_timeout_s: float = 30.0
     log_level: str = "INFO"
 
     @property
@@ -66,27 +63,34 @@ class AgentSettings:
         return shown
 
 
+DEFAULTS = defaults(AgentSettings)
+
+MODEL_TIMEOUT = DurationOption(
+    "--model-timeout", "AGENTOPS_MODEL_TIMEOUT", DEFAULTS["model_timeout_s"], minimum_s=0.001,
+    help="how long one Gemini request may take before the agent answers 504",
+    old_env="AGENTOPS_MODEL_TIMEOUT_SECONDS")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="agentops agent",
         description="A sample agent: chat or summary, over Gemini when a key is configured, offline otherwise.",
     )
+    d = DEFAULTS
     p.add_argument("kind", choices=KINDS, help="which agent to run")
-    p.add_argument("--host", default=None, help=f"address to listen on (env AGENTOPS_AGENT_HOST; default {DEFAULT_HOST})")
+    p.add_argument("--host", default=None, help=f"address to listen on (env AGENTOPS_AGENT_HOST; default {d['host']})")
     p.add_argument("--port", default=None,
-                   help=f"port to listen on, 0 for any free one (env AGENTOPS_AGENT_PORT; default {DEFAULT_PORT})")
+                   help=f"port to listen on, 0 for any free one (env AGENTOPS_AGENT_PORT; default {d['port']})")
     p.add_argument("--gemini-api-key-file", default=None, metavar="PATH",
                    help="file holding the Gemini API key, e.g. a mounted Secret (env GEMINI_API_KEY_FILE; "
                         "or the key itself in GEMINI_API_KEY); without a key the offline model answers")
     p.add_argument("--gemini-base-url", default=None, metavar="URL",
-                   help=f"Gemini REST endpoint (env GEMINI_BASE_URL; default {DEFAULT_GEMINI_BASE_URL})")
+                   help=f"Gemini REST endpoint (env GEMINI_BASE_URL; default {d['gemini_base_url']})")
     p.add_argument("--gemini-model", default=None, metavar="NAME",
-                   help=f"Gemini model (env GEMINI_MODEL; default {DEFAULT_GEMINI_MODEL})")
-    p.add_argument("--model-timeout", default=None, metavar="SECONDS",
-                   help="seconds one Gemini request may take before the agent answers 504 "
-                        f"(env AGENTOPS_MODEL_TIMEOUT_SECONDS; default {DEFAULT_MODEL_TIMEOUT_S:g})")
+                   help=f"Gemini model (env GEMINI_MODEL; default {d['gemini_model']})")
+    MODEL_TIMEOUT.add_to(p)
     p.add_argument("--log-level", default=None,
-                   help=f"{', '.join(LOG_LEVELS)} (env AGENTOPS_LOG_LEVEL; default INFO)")
+                   help=f"{', '.join(LOG_LEVELS)} (env AGENTOPS_LOG_LEVEL; default {d['log_level']})")
     return p
 
 
@@ -116,26 +120,26 @@ def _api_key(args: argparse.Namespace) -> str:
 
 def _base_url(args: argparse.Namespace) -> str:
     raw, source = _pick(args.gemini_base_url, "--gemini-base-url", "GEMINI_BASE_URL")
-    url = (raw or DEFAULT_GEMINI_BASE_URL).strip().rstrip("/")
+    url = (raw or DEFAULTS["gemini_base_url"]).strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ConfigError(f"{source}: {raw!r} is not an http(s) URL such as {DEFAULT_GEMINI_BASE_URL}")
+        raise ConfigError(f"{source}: {raw!r} is not an http(s) URL such as {DEFAULTS['gemini_base_url']}")
     return url
 
 
 def _model_name(args: argparse.Namespace) -> str:
     raw, source = _pick(args.gemini_model, "--gemini-model", "GEMINI_MODEL")
     # The API's resource names are "models/<name>"; accept that form too.
-    name = (raw or DEFAULT_GEMINI_MODEL).strip().removeprefix("models/")
+    name = (raw or DEFAULTS["gemini_model"]).strip().removeprefix("models/")
     if not _MODEL_NAME.fullmatch(name):
-        raise ConfigError(f"{source}: {raw!r} is not a model name such as {DEFAULT_GEMINI_MODEL} (letters, digits, '.', '_', '-')")
+        raise ConfigError(f"{source}: {raw!r} is not a model name such as {DEFAULTS['gemini_model']} (letters, digits, '.', '_', '-')")
     return name
 
 
 def _port(args: argparse.Namespace) -> int:
     raw, source = _pick(args.port, "--port", "AGENTOPS_AGENT_PORT")
     if raw is None:
-        return DEFAULT_PORT
+        return int(DEFAULTS["port"])
     try:
         port = int(raw)
     except ValueError:
@@ -145,34 +149,21 @@ def _port(args: argparse.Namespace) -> int:
     return port
 
 
-def _timeout(args: argparse.Namespace) -> float:
-    raw, source = _pick(args.model_timeout, "--model-timeout", "AGENTOPS_MODEL_TIMEOUT_SECONDS")
-    if raw is None:
-        return DEFAULT_MODEL_TIMEOUT_S
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise ConfigError(f"{source}: {raw!r} is not a number of seconds such as 30 or 0.5") from None
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise ConfigError(f"{source}: must be a positive number of seconds, got {raw!r}")
-    return seconds
-
-
 def from_args(args: argparse.Namespace) -> AgentSettings:
     host, host_source = _pick(args.host, "--host", "AGENTOPS_AGENT_HOST")
     if host is not None and not host.strip():
         raise ConfigError(f"{host_source}: must not be empty; e.g. 127.0.0.1 or 0.0.0.0")
     level, level_source = _pick(args.log_level, "--log-level", "AGENTOPS_LOG_LEVEL")
-    log_level = (level or "INFO").upper()
+    log_level = (level or DEFAULTS["log_level"]).upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"{level_source}: {level!r} is not a log level; allowed {', '.join(LOG_LEVELS)}")
     return AgentSettings(
         kind=args.kind,
-        host=(host or DEFAULT_HOST).strip(),
+        host=(host or DEFAULTS["host"]).strip(),
         port=_port(args),
         gemini_api_key=_api_key(args),
         gemini_base_url=_base_url(args),
         gemini_model=_model_name(args),
-        model_timeout_s=_timeout(args),
+        model_timeout_s=MODEL_TIMEOUT.read(args),
         log_level=log_level,
     )

@@ -11,7 +11,7 @@ from operator_harness import Kube, OperatorProcess
 from ui_harness import UIProcess, readonly_kubeconfig
 
 # Fast heartbeats so that metric-only updates are visible within a test.
-DEFAULT_OPERATOR_ARGS = ("--status-heartbeat-seconds", "2", "--lease-seconds", "10")
+DEFAULT_OPERATOR_ARGS = ("--status-heartbeat", "2s", "--lease", "10s")
 
 
 @pytest.fixture

@@ -261,7 +261,7 @@ async def test_gemini_500_becomes_502_naming_the_upstream_status(
 async def test_slow_gemini_becomes_504_within_the_model_timeout(
     start_agent: StartAgent, gemini: GeminiStandIn, http: aiohttp.ClientSession
 ) -> None:
-    agent = await start_agent("chat", "--model-timeout", "0.5")
+    agent = await start_agent("chat", "--model-timeout", "500ms")
     gemini.response = Canned(hang=True)
     started = time.monotonic()
     status, body, _ = await post(http, f"{agent.url}/v1/chat", {"message": "are you there?"})
@@ -341,4 +341,4 @@ def test_a_bad_flag_exits_2_naming_it() -> None:
         capture_output=True, text=True, timeout=30,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "agentops agent chat: --model-timeout: must be a positive number of seconds, got '-1'"
+    assert proc.stderr.strip() == "agentops agent chat: --model-timeout: '-1' is not a duration such as 30s, 5m or 1h30m"

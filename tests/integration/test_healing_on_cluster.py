@@ -140,7 +140,7 @@ def test_a_verified_restart_heals_and_a_flapping_agent_keeps_to_budget_and_backo
 @pytest.mark.parametrize("start_args", [("--max-concurrent-restarts", "2")])
 def test_cluster_wide_restart_limit_holds_with_many_unhealthy_agents(
         kube: Kube, start_operator: Callable[..., OperatorProcess], namespace: str, start_args: tuple[str, ...]) -> None:
-    operator = start_operator("--status-heartbeat-seconds", "2", *start_args)
+    operator = start_operator("--status-heartbeat", "2s", *start_args)
     names = [f"agent-{i}" for i in range(5)]
     slow_verify = {**FAST, "verifyTimeout": "60s"}
     for n in names:

@@ -75,8 +75,8 @@ def test_cloud_run_agents_are_restarted_and_refusals_become_clear_status(
     chat = standin.add_service(PROJECT, REGION, "chat")
     standin.add_service(PROJECT, REGION, "denied", scenario="forbidden")
     broken = standin.add_service(PROJECT, REGION, "broken", scenario="revision-fails")
-    operator = start_operator("--status-heartbeat-seconds", "2", "--cloudrun-endpoint", standin.endpoint,
-                              "--cloudrun-operation-timeout-seconds", "10")
+    operator = start_operator("--status-heartbeat", "2s", "--cloudrun-endpoint", standin.endpoint,
+                              "--cloudrun-operation-timeout", "10s")
     for name in ("chat", "denied", "missing", "broken"):
         kube.apply(cloudrun_agent(name, service=name))
     with TelemetryFeed(operator, namespace) as telemetry:
@@ -125,7 +125,7 @@ def test_missing_credentials_are_named_in_the_status(
     no_metadata_server(monkeypatch, tmp_path)
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     standin.add_service(PROJECT, REGION, "chat")
-    operator = start_operator("--status-heartbeat-seconds", "2", "--cloudrun-endpoint", standin.endpoint)
+    operator = start_operator("--status-heartbeat", "2s", "--cloudrun-endpoint", standin.endpoint)
     kube.apply(cloudrun_agent("chat", service="chat"))
     with TelemetryFeed(operator, namespace) as telemetry:
         telemetry.set("chat", sick=True, instance="rev-1-instance")

@@ -33,7 +33,7 @@ def agent(name: str) -> str:
 def mirrored(own_firestore_emulator: FirestoreEmulator, start_operator: Callable[..., OperatorProcess],
              monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OperatorProcess, FirestoreEmulator, firestore.Client]]:
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", own_firestore_emulator.host)
-    operator = start_operator("--status-heartbeat-seconds", "2", "--firestore-project", PROJECT,
+    operator = start_operator("--status-heartbeat", "2s", "--firestore-project", PROJECT,
                               "--firestore-collection", COLLECTION, "--firestore-max-writes-per-second", "50")
     yield operator, own_firestore_emulator, firestore.Client(project=PROJECT)
 

@@ -69,7 +69,7 @@ class Traffic:
 
 @pytest.fixture
 def workflow_operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
-    return start_operator("--status-heartbeat-seconds", "2", "--lease-seconds", str(LEASE_S))
+    return start_operator("--status-heartbeat", "2s", "--lease", f"{LEASE_S}s")
 
 
 @pytest.fixture

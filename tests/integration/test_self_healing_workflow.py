@@ -38,7 +38,7 @@ def process_agent(name: str, healing: dict[str, Any]) -> str:
 @pytest.fixture
 def chat(start_operator: Callable[..., OperatorProcess], kube: Kube, tmp_path: Path,
          request: pytest.FixtureRequest) -> Iterator[tuple[OperatorProcess, SidecarProcess]]:
-    operator = start_operator("--status-heartbeat-seconds", "2")
+    operator = start_operator("--status-heartbeat", "2s")
     kube.apply(process_agent("chat", request.param))
     port = free_port()
     rig = SidecarProcess(agent="chat", namespace=kube.namespace, operator_url=operator.url, token=operator.token,

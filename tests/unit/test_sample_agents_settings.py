@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from agentops_agents.settings import AgentSettings, build_parser, from_args
 
 ENV_VARS = (
     "AGENTOPS_AGENT_HOST", "AGENTOPS_AGENT_PORT", "GEMINI_API_KEY", "GEMINI_API_KEY_FILE",
-    "GEMINI_BASE_URL", "GEMINI_MODEL", "AGENTOPS_MODEL_TIMEOUT_SECONDS", "AGENTOPS_LOG_LEVEL",
+    "GEMINI_BASE_URL", "GEMINI_MODEL", "AGENTOPS_MODEL_TIMEOUT", "AGENTOPS_MODEL_TIMEOUT_SECONDS", "AGENTOPS_LOG_LEVEL",
 )
 KEY = "AIzaTEST-not-a-real-key_0123456789"
 
@@ -40,8 +41,27 @@ def test_flags_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEMINI_BASE_URL", "http://127.0.0.1:1/")
     assert settings("summary").port == 9000
     assert settings("summary").gemini_base_url == "http://127.0.0.1:1"
-    s = settings("summary", "--port", "0", "--gemini-model", "models/gemini-2.5-flash", "--model-timeout", "0.5")
+    s = settings("summary", "--port", "0", "--gemini-model", "models/gemini-2.5-flash", "--model-timeout", "500ms")
     assert (s.port, s.gemini_model, s.model_timeout_s) == (0, "gemini-2.5-flash", 0.5)
+    monkeypatch.setenv("AGENTOPS_MODEL_TIMEOUT", "1m")
+    assert settings("summary").model_timeout_s == 60.0
+    assert settings("summary", "--model-timeout", "2s").model_timeout_s == 2.0
+
+
+def test_a_timeout_in_bare_seconds_still_works_and_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """--model-timeout took a number of seconds, and AGENTOPS_MODEL_TIMEOUT_SECONDS was its variable."""
+    with caplog.at_level(logging.WARNING, logger="agentops.config"):
+        assert settings("chat", "--model-timeout", "0.5").model_timeout_s == 0.5
+    assert caplog.messages == ["--model-timeout 0.5 is deprecated and still works for now; use --model-timeout 0.5s "
+                               "(durations take a unit: ms, s, m, h)"]
+    caplog.clear()
+    monkeypatch.setenv("AGENTOPS_MODEL_TIMEOUT_SECONDS", "45")
+    with caplog.at_level(logging.WARNING, logger="agentops.config"):
+        assert settings("chat").model_timeout_s == 45.0
+    assert caplog.messages == ["AGENTOPS_MODEL_TIMEOUT_SECONDS=45 is deprecated and still works for now; use AGENTOPS_MODEL_TIMEOUT=45s "
+                               "(durations take a unit: ms, s, m, h)"]
+    monkeypatch.setenv("AGENTOPS_MODEL_TIMEOUT", "10s")  # the new name wins over the old one
+    assert settings("chat").model_timeout_s == 10.0
 
 
 def test_key_from_file_wins_over_environment_and_is_redacted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -60,8 +80,11 @@ def test_key_from_file_wins_over_environment_and_is_redacted(monkeypatch: pytest
     [
         (["--port", "http"], {}, "--port: 'http' is not a port number; allowed 0..65535"),
         ([], {"AGENTOPS_AGENT_PORT": "70000"}, "AGENTOPS_AGENT_PORT: 70000 is out of range; allowed 0..65535"),
-        (["--model-timeout", "0"], {}, "--model-timeout: must be a positive number of seconds"),
-        (["--model-timeout", "soon"], {}, "--model-timeout: 'soon' is not a number of seconds"),
+        (["--model-timeout", "0s"], {}, "--model-timeout: must be at least 1ms, got '0s'"),
+        (["--model-timeout", "0"], {}, "--model-timeout: must be at least 1ms, got '0'"),
+        (["--model-timeout", "soon"], {}, "--model-timeout: 'soon' is not a duration such as 30s, 5m or 1h30m"),
+        ([], {"AGENTOPS_MODEL_TIMEOUT": "-1s"}, "AGENTOPS_MODEL_TIMEOUT: '-1s' is not a duration"),
+        ([], {"AGENTOPS_MODEL_TIMEOUT_SECONDS": "soon"}, "AGENTOPS_MODEL_TIMEOUT_SECONDS: 'soon' is not a duration"),
         (["--gemini-base-url", "ftp://example.com"], {}, "--gemini-base-url: 'ftp://example.com' is not an http(s) URL"),
         (["--gemini-model", "../admin"], {}, "--gemini-model: '../admin' is not a model name"),
         (["--log-level", "LOUD"], {}, "--log-level: 'LOUD' is not a log level; allowed DEBUG, INFO, WARNING, ERROR"),
