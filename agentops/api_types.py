@@ -13,19 +13,8 @@ The API server validates every status write against the schema, so a reader may 
 these shapes as given: a field is present or absent (`total=False`), never of another
 type. Readers do not re-derive what the writer decided.
 
-Vocabulary (used alike in status, metrics, logs and docs):
-
-* **assigned** — a fault is in an agent's assignment set: the operator has decided
-  that the agent's sidecars must enforce it now (`FaultStatus.targets`,
-  `ActiveFaultStatus`, the `FaultsAssigned` reason).
-* **applied** — a sidecar reports that it enforced the fault in its last window
-  (`ActiveFaultStatus.applied`, `TelemetryReport.appliedFaults`): the fault is in
-  effect, not only decided.
-* **restart request** — an annotation (`agentops.dev/restart`) or the healing policy
-  asking for a restart; the **restart token** is the opaque id of one restart, handed
-  to a supervising sidecar; **restartCount** counts restarts begun; the **restart
-  budget** (`spec.healing.budget`) bounds them per window; the operator's
-  **RestartRunner** performs them against a runtime.
+The words used in these types (assigned, applied, cured, restart token, ledger, count)
+are defined once, in the glossary of the `agentops` package docstring.
 """
 
 from __future__ import annotations

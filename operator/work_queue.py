@@ -28,8 +28,10 @@ class WorkQueue:
         self.wake.set()
 
     def mark_all(self, kind: Kind, keys: Iterable[Key]) -> None:
+        before = len(self._dirty[kind])
         self._dirty[kind].update(keys)
-        self.wake.set()
+        if len(self._dirty[kind]) != before:  # a wake-up with nothing new would cost an empty pass
+            self.wake.set()
 
     def schedule(self, kind: Kind, key: Key, mono: float) -> None:
         """Look at the object again at monotonic time `mono` (an earlier deadline wins)."""
