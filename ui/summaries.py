@@ -11,16 +11,22 @@ applied that the operator has not looked at yet (no phase) whose target names th
 agent — shown as "pending", so that what a user just applied appears at once. A Fault
 whose own phase is final is never listed as active, even while the agent's status
 still lags behind.
+
+Status and spec are read through the types of `agentops.api_types`, the contract the
+operator writes: `agent_status`, `agent_spec`, `fault_status` and `fault_spec` are the one
+place where a stored object becomes typed. Metadata and Events are Kubernetes' own and
+stay plain dicts.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
+from agentops.api_types import AgentSpecBody, AgentStatus, FaultSpecBody, FaultStatus, Incident, LabelSelectorSpec
 from agentops.errors import InvalidField
 from agentops.label_selector import LabelSelector
+from agentops.times import format_timestamp
 from agentops_ui.store import AGENT, FAULT, Key, Obj, Store, event_order, event_time, involved_of, key_of
 from agentops_ui.time_text import parse_time, seconds_since, seconds_until
 
@@ -82,7 +88,7 @@ class FaultSummary(TypedDict):
     phase: str
     target: str  # the agent's name, or the selector as kubectl would write it
     targetAgent: str | None
-    targetSelector: dict[str, Any] | None
+    targetSelector: LabelSelectorSpec | None
     targets: list[str]
     duration: str | None
     createdAt: str | None
@@ -119,7 +125,7 @@ class TimelineEntry(TypedDict):
 
 class AgentDetail(TypedDict):
     agent: AgentSummary
-    incidents: list[dict[str, Any]]
+    incidents: list[Incident]
     timeline: list[TimelineEntry]
     events: list[EventSummary]
     faults: list[FaultSummary]
@@ -127,60 +133,61 @@ class AgentDetail(TypedDict):
 
 
 def iso(stamp: float) -> str:
-    return datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return format_timestamp(stamp)
 
 
 def _strings(value: Any) -> dict[str, str]:
+    """Labels and annotations: metadata is Kubernetes', not ours, so read it as a plain map."""
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    """A JSON object, or {} for anything else: one malformed field must not break a page."""
-    return value if isinstance(value, dict) else {}
+# The boundary where a stored object becomes typed. The API server validated `spec` and
+# `status` against the CRD schema (crds/), which tests/unit/test_api_types.py keeps equal
+# to these TypedDicts, so a field is present or absent but never of another type: a cast,
+# not a parse. An object the operator has not written yet has no status: {}.
 
 
-def _status(obj: Obj) -> dict[str, Any]:
-    return _dict(obj.get("status"))
+def agent_status(agent: Obj) -> AgentStatus:
+    return cast(AgentStatus, agent.get("status") or {})
 
 
-def _spec(obj: Obj) -> dict[str, Any]:
-    return _dict(obj.get("spec"))
+def agent_spec(agent: Obj) -> AgentSpecBody:
+    return cast(AgentSpecBody, agent.get("spec") or {})
 
 
-def conditions(obj: Obj) -> list[ConditionView]:
-    out: list[ConditionView] = []
-    for c in _status(obj).get("conditions") or ():
-        if isinstance(c, dict):
-            out.append(ConditionView(type=str(c.get("type", "")), status=str(c.get("status", "")),
-                                     reason=str(c.get("reason") or ""), message=str(c.get("message") or ""),
-                                     lastTransitionTime=_text(c.get("lastTransitionTime"))))
-    return out
+def fault_status(fault: Obj) -> FaultStatus:
+    return cast(FaultStatus, fault.get("status") or {})
 
 
-def agent_phase(obj: Obj) -> str:
-    return _text(_status(obj).get("phase")) or UNKNOWN
+def fault_spec(fault: Obj) -> FaultSpecBody:
+    return cast(FaultSpecBody, fault.get("spec") or {})
 
 
-def fault_phase(obj: Obj) -> str:
+def _float(value: float | None) -> float | None:
+    """A JSON number as a float: the API server hands back 1200 for 1200.0, the pages show one form."""
+    return float(value) if value is not None else None
+
+
+def conditions(status: AgentStatus | FaultStatus) -> list[ConditionView]:
+    return [ConditionView(type=c["type"], status=c["status"], reason=c["reason"], message=c["message"],
+                          lastTransitionTime=c["lastTransitionTime"])
+            for c in status.get("conditions", [])]
+
+
+def agent_phase(agent: Obj) -> str:
+    return agent_status(agent).get("phase", UNKNOWN)
+
+
+def fault_phase(fault: Obj) -> str:
     # No phase yet: the operator has not processed the Fault, which is what Pending means.
-    return _text(_status(obj).get("phase")) or FAULT_PENDING
+    return fault_status(fault).get("phase", FAULT_PENDING)
 
 
 def _targets_spec(fault: Obj, agent: Obj) -> bool:
     """Whether a Fault's spec names or selects an agent (same namespace)."""
-    target = _spec(fault).get("target") or {}
-    if not isinstance(target, dict):
-        return False
-    if target.get("agent"):
-        return bool(target["agent"] == key_of(agent)[1])
+    target = fault_spec(fault).get("target", {})
+    if name := target.get("agent"):
+        return name == key_of(agent)[1]
     try:
         selector = LabelSelector.from_spec(target.get("selector"))
     except InvalidField:
@@ -188,7 +195,7 @@ def _targets_spec(fault: Obj, agent: Obj) -> bool:
     return selector.matches(_strings((agent.get("metadata") or {}).get("labels")))
 
 
-def _selector_text(selector: dict[str, Any] | None) -> str:
+def _selector_text(selector: LabelSelectorSpec | None) -> str:
     """As `kubectl get -l` takes it; "?" for a missing or unreadable selector."""
     try:
         return LabelSelector.from_spec(selector).text() or "?"
@@ -197,7 +204,7 @@ def _selector_text(selector: dict[str, Any] | None) -> str:
 
 
 def _resolved_targets(fault: Obj) -> list[str]:
-    return [str(t) for t in _status(fault).get("targets") or () if isinstance(t, str)]
+    return list(fault_status(fault).get("targets", []))
 
 
 # ---------------------------------------------------------------- agents
@@ -211,7 +218,7 @@ class FaultIndex:
         self.active_by_agent: dict[Key, list[Obj]] = defaultdict(list)
         self.unprocessed_by_namespace: dict[str, list[Obj]] = defaultdict(list)
         for (ns, _), fault in store.faults.items():
-            phase = _text(_status(fault).get("phase"))
+            phase = fault_status(fault).get("phase")
             if phase == FAULT_ACTIVE:
                 for target in _resolved_targets(fault):
                     self.active_by_agent[(ns, target)].append(fault)
@@ -222,16 +229,15 @@ class FaultIndex:
         key = key_of(agent)
         ns = key[0]
         out: dict[str, ActiveFaultView] = {}
-        for entry in _status(agent).get("activeFaults") or ():
-            if not isinstance(entry, dict) or not entry.get("name"):
-                continue
-            name = str(entry["name"])
+        for entry in agent_status(agent).get("activeFaults", []):
+            # Only `name` is required by the CRD; the others may be absent.
+            name = entry["name"]
             fault = self.store.faults.get((ns, name))
             if fault is not None and fault_phase(fault) in FAULT_FINAL:
                 continue  # ended; the agent's status has not caught up yet
-            expires = _text(entry.get("expiresAt"))
-            out[name] = ActiveFaultView(name=name, type=str(entry.get("type") or _spec(fault or {}).get("type") or "?"),
-                                        expiresAt=expires, secondsLeft=seconds_until(expires, now),
+            expires: str | None = entry.get("expiresAt")
+            type_ = entry.get("type") or (fault_spec(fault).get("type") if fault is not None else None) or "?"
+            out[name] = ActiveFaultView(name=name, type=type_, expiresAt=expires, secondsLeft=seconds_until(expires, now),
                                         state="applied" if entry.get("applied") else "assigned")
         extra = [(f, "assigned") for f in self.active_by_agent.get(key, ())]
         extra += [(f, "pending") for f in self.unprocessed_by_namespace.get(ns, ()) if _targets_spec(f, agent)]
@@ -239,40 +245,37 @@ class FaultIndex:
             name = key_of(fault)[1]
             if name in out:
                 continue
-            expires = _text(_status(fault).get("expiresAt"))
-            out[name] = ActiveFaultView(name=name, type=str(_spec(fault).get("type") or "?"), expiresAt=expires,
+            expires = fault_status(fault).get("expiresAt")
+            out[name] = ActiveFaultView(name=name, type=fault_spec(fault).get("type", "?"), expiresAt=expires,
                                         secondsLeft=seconds_until(expires, now), state=state)
         return [out[name] for name in sorted(out)]
 
 
 def agent_summary(store: Store, agent: Obj, now: float, faults: FaultIndex | None = None) -> AgentSummary:
     meta = agent.get("metadata") or {}
-    status = _status(agent)
-    metrics = _dict(status.get("metrics"))
-    telemetry = _dict(status.get("telemetry"))
-    runtime = _spec(agent).get("runtime")
+    status = agent_status(agent)
+    metrics = status.get("metrics", {})
+    telemetry = status.get("telemetry", {})
     key = key_of(agent)
-    last_report = _text(telemetry.get("lastReportTime"))
-    requests = _number(metrics.get("requests"))
-    reporters = _number(telemetry.get("reporters"))
+    last_report = telemetry.get("lastReportTime")
     return AgentSummary(
         namespace=key[0],
         name=key[1],
         phase=agent_phase(agent),
         labels=_strings(meta.get("labels")),
         annotations={k: v for k, v in _strings(meta.get("annotations")).items() if k not in HIDDEN_ANNOTATIONS},
-        runtime=_text(runtime.get("type")) if isinstance(runtime, dict) else None,
-        latencyP50Ms=_number(metrics.get("latencyP50Ms")),
-        latencyP95Ms=_number(metrics.get("latencyP95Ms")),
-        errorRate=_number(metrics.get("errorRate")),
-        requestRate=_number(metrics.get("requestRate")),
-        requests=int(requests) if requests is not None else None,
-        restartCount=int(_number(status.get("restartCount")) or 0),
+        runtime=agent_spec(agent).get("runtime", {}).get("type"),
+        latencyP50Ms=_float(metrics.get("latencyP50Ms")),
+        latencyP95Ms=_float(metrics.get("latencyP95Ms")),
+        errorRate=_float(metrics.get("errorRate")),
+        requestRate=_float(metrics.get("requestRate")),
+        requests=metrics.get("requests"),
+        restartCount=status.get("restartCount", 0),
         lastReportTime=last_report,
         secondsSinceReport=seconds_since(last_report, now),
-        reporters=int(reporters) if reporters is not None else None,
+        reporters=telemetry.get("reporters"),
         activeFaults=(faults or FaultIndex(store)).active_faults(agent, now),
-        conditions=conditions(agent),
+        conditions=conditions(status),
         latencyHistory=[HistoryPoint(time=iso(s.time), latencyP95Ms=s.latency_p95_ms) for s in store.history(key)],
     )
 
@@ -287,30 +290,30 @@ def agents_overview(store: Store, now: float) -> list[AgentSummary]:
 
 def fault_summary(fault: Obj, now: float) -> FaultSummary:
     meta = fault.get("metadata") or {}
-    spec, status = _spec(fault), _status(fault)
-    target = _dict(spec.get("target"))
-    agent = _text(target.get("agent"))
-    selector = _dict(target.get("selector")) or None
+    spec, status = fault_spec(fault), fault_status(fault)
+    target = spec.get("target", {})
+    agent = target.get("agent")
+    selector = target.get("selector") or None
     phase = fault_phase(fault)
-    expires = _text(status.get("expiresAt"))
+    expires = status.get("expiresAt")
     key = key_of(fault)
     return FaultSummary(
         namespace=key[0],
         name=key[1],
-        type=str(spec.get("type") or "?"),
+        type=spec.get("type", "?"),
         phase=phase,
         target=agent or _selector_text(selector),
         targetAgent=agent,
         targetSelector=selector,
         targets=_resolved_targets(fault),
-        duration=_text(spec.get("duration")),
-        createdAt=_text(meta.get("creationTimestamp")),
-        startedAt=_text(status.get("startedAt")),
+        duration=spec.get("duration"),
+        createdAt=meta.get("creationTimestamp"),  # set by the API server on create, RFC 3339
+        startedAt=status.get("startedAt"),
         expiresAt=expires,
-        endedAt=_text(status.get("endedAt")),
+        endedAt=status.get("endedAt"),
         secondsLeft=seconds_until(expires, now) if phase == FAULT_ACTIVE else None,
-        message=_text(status.get("message")),
-        conditions=conditions(fault),
+        message=status.get("message") or None,
+        conditions=conditions(status),
     )
 
 
@@ -335,11 +338,11 @@ def faults_of_agent(store: Store, agent: Obj, now: float) -> list[FaultSummary]:
     summaries = [fault_summary(f, now) for f in found]
     # Listed by the operator but no longer in the store (deleted): still worth showing.
     known = {s["name"] for s in summaries}
-    for entry in _status(agent).get("activeFaults") or ():
-        if isinstance(entry, dict) and entry.get("name") and entry["name"] not in known:
-            expires = _text(entry.get("expiresAt"))
+    for entry in agent_status(agent).get("activeFaults", []):
+        if entry["name"] not in known:
+            expires = entry.get("expiresAt")
             summaries.append(FaultSummary(
-                namespace=ns, name=str(entry["name"]), type=str(entry.get("type") or "?"), phase=FAULT_ACTIVE,
+                namespace=ns, name=entry["name"], type=entry.get("type", "?"), phase=FAULT_ACTIVE,
                 target=name, targetAgent=name, targetSelector=None, targets=[name], duration=None, createdAt=None,
                 startedAt=None, expiresAt=expires, endedAt=None, secondsLeft=seconds_until(expires, now),
                 message="listed in the agent's status; the Fault object is not (or no longer) visible", conditions=[]))
@@ -353,8 +356,8 @@ def event_summary(event: Obj, now: float) -> EventSummary:
     meta = event.get("metadata") or {}
     kind, ns, name = involved_of(event)
     stamp = event_time(event)
-    series = _dict(event.get("series"))
-    count = _number(series.get("count")) or _number(event.get("count")) or 1
+    series = event.get("series") or {}
+    count = series.get("count") or event.get("count") or 1
     return EventSummary(
         namespace=ns, name=str(meta.get("name") or ""), involvedKind=kind, involvedName=name,
         type=str(event.get("type") or ""), reason=str(event.get("reason") or ""),
@@ -387,16 +390,16 @@ def stage_of(kind: str, reason: str) -> str:
     return "event"
 
 
-def _incident_time(entry: dict[str, Any]) -> float:
-    stamps = [t for v in entry.values() if (t := parse_time(v)) is not None]
+def _incident_time(incident: Incident) -> float:
+    """When an incident began: the earliest of its times (observed, detected, ended), 0 if it has none."""
+    stamps = [t for v in (incident.get("observedAt"), incident.get("detectedAt"), incident.get("endedAt"))
+              if (t := parse_time(v)) is not None]
     return min(stamps) if stamps else 0.0
 
 
-def incidents(agent: Obj) -> list[dict[str, Any]]:
-    """`status.incidents` as written (any fields), oldest first."""
-    raw = _status(agent).get("incidents")
-    entries = [dict(e) for e in raw if isinstance(e, dict)] if isinstance(raw, list) else []
-    return sorted(entries, key=_incident_time)
+def incidents(agent: Obj) -> list[Incident]:
+    """`status.incidents` as the operator wrote them, oldest first."""
+    return sorted((i.copy() for i in agent_status(agent).get("incidents", [])), key=_incident_time)
 
 
 def agent_detail(store: Store, namespace: str, name: str, now: float) -> AgentDetail | None:
