@@ -19,7 +19,7 @@ are defined once, in the glossary of the `agentops` package docstring.
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired, Required, TypedDict
 
 # ------------------------------------------------------------------ enums
 
@@ -51,8 +51,8 @@ class Condition(TypedDict):
 
 
 class LabelSelectorRequirement(TypedDict, total=False):
-    key: str
-    operator: SelectorOperator
+    key: Required[str]
+    operator: Required[SelectorOperator]
     values: list[str]
 
 
@@ -66,14 +66,14 @@ class LabelSelectorSpec(TypedDict, total=False):
 # ------------------------------------------------------------------ Agent
 
 
-class DeploymentRef(TypedDict, total=False):
+class DeploymentRef(TypedDict):
     name: str
 
 
 class CloudRunRef(TypedDict, total=False):
-    project: str
-    region: str
-    service: str
+    project: Required[str]
+    region: Required[str]
+    service: Required[str]
     rollbackOnFailure: bool
 
 
@@ -142,10 +142,10 @@ class AgentTelemetry(TypedDict, total=False):
     instances: list[str]
 
 
-class ActiveFaultStatus(TypedDict):
+class ActiveFaultStatus(TypedDict, total=False):
     """A fault assigned to the agent; `applied` once a sidecar reports enforcing it."""
 
-    name: str
+    name: Required[str]
     type: FaultType
     expiresAt: str
     applied: bool
@@ -178,9 +178,9 @@ class IncidentAction(TypedDict, total=False):
 
 
 class Incident(TypedDict, total=False):
-    id: str
-    trigger: IncidentTrigger
-    state: IncidentState
+    id: Required[str]
+    trigger: Required[IncidentTrigger]
+    state: Required[IncidentState]
     reason: str
     message: str
     faults: list[str]
@@ -212,7 +212,7 @@ class FaultTarget(TypedDict, total=False):
 
 
 class LatencyParams(TypedDict, total=False):
-    delayMs: int
+    delayMs: Required[int]
     jitterMs: int
 
 
@@ -236,13 +236,13 @@ class StopConditionSpec(TypedDict, total=False):
 
 
 class FaultSpecBody(TypedDict, total=False):
-    target: FaultTarget
-    type: FaultType
+    target: Required[FaultTarget]
+    type: Required[FaultType]
     latency: LatencyParams
     error: ErrorParams
     crash: CrashParams
     match: FaultMatch
-    duration: str
+    duration: Required[str]
     stopConditions: list[StopConditionSpec]
 
 

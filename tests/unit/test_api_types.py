@@ -35,6 +35,17 @@ def _literal_values(tp: Any) -> list[str] | None:
     return None
 
 
+def _required_keys(tp: Any) -> set[str]:
+    """A TypedDict's required keys, read from its annotations: `__required_keys__` misses
+    Required/NotRequired under postponed annotations before Python 3.12."""
+    keys = set()
+    for name, hint in get_type_hints(tp, include_extras=True).items():
+        origin = get_origin(hint)
+        if origin is typing.Required or (origin is not typing.NotRequired and tp.__total__):
+            keys.add(name)
+    return keys
+
+
 def _compare(schema: dict[str, Any], tp: Any, path: str, problems: list[str]) -> None:
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
@@ -55,6 +66,9 @@ def _compare(schema: dict[str, Any], tp: Any, path: str, problems: list[str]) ->
             return
         hints = get_type_hints(tp)
         crd_fields, py_fields = set(schema["properties"]), set(hints)
+        crd_required, py_required = set(schema.get("required") or ()), _required_keys(tp)
+        if crd_required != py_required:
+            problems.append(f"{path}: CRD requires {sorted(crd_required)}, {tp.__name__} requires {sorted(py_required)}")
         for missing in sorted(crd_fields - py_fields):
             problems.append(f"{path}.{missing}: in the CRD, not in {tp.__name__}")
         for extra in sorted(py_fields - crd_fields):
@@ -93,7 +107,7 @@ def test_the_comparison_notices_a_difference() -> None:
     """The walk above must be able to fail: a missing field, a wrong enum, a wrong type."""
 
     class Narrow(typing.TypedDict, total=False):
-        phase: Literal["Pending"]
+        phase: typing.Required[Literal["Pending"]]
         observedGeneration: str
         surplus: int
 
@@ -104,6 +118,7 @@ def test_the_comparison_notices_a_difference() -> None:
     assert "fault.status.observedGeneration: CRD integer" in text
     assert "fault.status.surplus: in Narrow, not in the CRD" in text
     assert "fault.status.targets: in the CRD, not in Narrow" in text
+    assert "fault.status: CRD requires [], Narrow requires ['phase']" in text
 
 
 # ------------------------------------------------------------------ defaults
