@@ -29,19 +29,6 @@ PENDING_TEST_FILES=(
   tests/unit/test_config_reference.py
   tests/unit/test_durations.py
   tests/unit/test_dependencies.py
-  tests/unit/test_reconciler.py
-  tests/unit/test_reconciler_healing.py
-  tests/unit/test_assignments.py
-  tests/unit/test_agent_status.py
-  tests/unit/test_fault_lifecycle.py
-  tests/unit/test_label_selector.py
-  tests/unit/test_wire.py
-  tests/unit/test_ui_summaries.py
-  tests/unit/test_ui_store.py
-  tests/unit/test_health.py
-  tests/unit/test_healing_policy.py
-  tests/integration/test_crds.py
-  tests/unit/test_api_types.py
 )
 # The conftest.py that shares its module name with tests/conftest.py (see above).
 SEPARATE_CONFTEST=tests/integration/conftest.py

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
+from agentops.api_types import AgentStatus
 from agentops_operator.agent_status import ActiveFault, desired_status, needs_write, signature
 from agentops_operator.conditions import find
 from agentops_operator.health import Assessment
@@ -18,9 +18,9 @@ NONE = Assessment("Unknown", "NoTelemetry", "no telemetry received from a sideca
 F1 = ActiveFault("slow", "u1", "Latency", "2024-05-01T10:05:00Z", applied=False)
 
 
-def want(previous: dict[str, Any] | None = None, *, assessment: Assessment = HEALTHY, faults: list[ActiveFault] | None = None,
+def want(previous: AgentStatus | None = None, *, assessment: Assessment = HEALTHY, faults: list[ActiveFault] | None = None,
          generation: int = 1, last: str | None = T0, reporters: int = 1, instances: tuple[str, ...] = ("pod-1",),
-         now: str = T0) -> dict[str, Any]:
+         now: str = T0) -> AgentStatus:
     return desired_status(previous or {}, generation=generation, assessment=assessment, faults=faults or [],
                           last_report_time=last, reporters=reporters, instances=instances, now=now)
 
@@ -38,20 +38,20 @@ def test_healthy_status() -> None:
         ("TelemetryFresh", "True", "ReportsArriving"),
         ("FaultActive", "False", "NoActiveFaults"),
     ]
-    assert find(s["conditions"], "TelemetryFresh")["message"] == "1 sidecar(s) reporting"  # type: ignore[index]
+    assert find(s["conditions"], "TelemetryFresh")["message"] == "1 sidecar(s) reporting"  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
     assert all(c["lastTransitionTime"] == T0 and c["observedGeneration"] == 1 for c in s["conditions"])
 
 
 def test_ready_condition_per_phase() -> None:
     d = want(assessment=DEGRADED)
-    assert (d["phase"], find(d["conditions"], "Ready")["status"], find(d["conditions"], "Ready")["reason"]) == ("Degraded", "False", "ErrorRateElevated")  # type: ignore[index]
+    assert (d["phase"], find(d["conditions"], "Ready")["status"], find(d["conditions"], "Ready")["reason"]) == ("Degraded", "False", "ErrorRateElevated")  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
     u = want(assessment=STALE)
     ready, fresh = find(u["conditions"], "Ready"), find(u["conditions"], "TelemetryFresh")
-    assert (ready["status"], ready["reason"]) == ("Unknown", "TelemetryStale")  # type: ignore[index]
-    assert (fresh["status"], fresh["reason"], fresh["message"]) == ("False", "TelemetryStale", STALE.message)  # type: ignore[index]
+    assert (ready["status"], ready["reason"]) == ("Unknown", "TelemetryStale")  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
+    assert (fresh["status"], fresh["reason"], fresh["message"]) == ("False", "TelemetryStale", STALE.message)  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
     n = want(assessment=NONE, last=None)
     fresh = find(n["conditions"], "TelemetryFresh")
-    assert (fresh["status"], fresh["reason"], fresh["message"]) == ("Unknown", "NoTelemetry", NONE.message)  # type: ignore[index]
+    assert (fresh["status"], fresh["reason"], fresh["message"]) == ("Unknown", "NoTelemetry", NONE.message)  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
     assert "telemetry" not in n
     assert n["metrics"] == {}
 
@@ -70,8 +70,8 @@ def test_instances_capped_at_50() -> None:
 def test_fault_condition() -> None:
     s = want(faults=[F1, ActiveFault("boom", "u2", "Error", "2024-05-01T10:06:00Z", applied=True)])
     c = find(s["conditions"], "FaultActive")
-    assert (c["status"], c["reason"]) == ("True", "FaultsAssigned")  # type: ignore[index]
-    assert c["message"] == "slow (Latency), boom (Error); not yet confirmed by the sidecar"  # type: ignore[index]
+    assert (c["status"], c["reason"]) == ("True", "FaultsAssigned")  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
+    assert c["message"] == "slow (Latency), boom (Error); not yet confirmed by the sidecar"  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
     assert s["activeFaults"] == [
         {"name": "slow", "type": "Latency", "expiresAt": "2024-05-01T10:05:00Z", "applied": False},
         {"name": "boom", "type": "Error", "expiresAt": "2024-05-01T10:06:00Z", "applied": True},
@@ -79,11 +79,11 @@ def test_fault_condition() -> None:
     assert s["activeFaultCount"] == 2
     s = want(faults=[ActiveFault("slow", "u1", "Latency", "x", applied=True)])
     c = find(s["conditions"], "FaultActive")
-    assert (c["reason"], c["message"]) == ("FaultsApplied", "slow (Latency)")  # type: ignore[index]
+    assert (c["reason"], c["message"]) == ("FaultsApplied", "slow (Latency)")  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
 
 
 def test_previous_restart_count_and_foreign_conditions_kept() -> None:
-    prev = {"restartCount": 3, "conditions": [{"type": "Remediated", "status": "True", "reason": "Restarted", "message": "", "lastTransitionTime": T0}]}
+    prev: AgentStatus = {"restartCount": 3, "conditions": [{"type": "Remediated", "status": "True", "reason": "Restarted", "message": "", "lastTransitionTime": T0}]}
     s = want(prev)
     assert s["restartCount"] == 3
     assert [c["type"] for c in s["conditions"]] == ["Remediated", "Ready", "TelemetryFresh", "FaultActive"]
@@ -94,8 +94,8 @@ def test_transition_times_stable_across_recomputations() -> None:
     second = want(first, now=T1, assessment=Assessment("Healthy", "WithinThresholds", "other message", "True", "ReportsArriving", {"requests": 5}))
     assert [c["lastTransitionTime"] for c in second["conditions"]] == [T0, T0, T0]
     third = want(second, now=T1, assessment=DEGRADED)
-    assert find(third["conditions"], "Ready")["lastTransitionTime"] == T1  # type: ignore[index]
-    assert find(third["conditions"], "TelemetryFresh")["lastTransitionTime"] == T0  # type: ignore[index]
+    assert find(third["conditions"], "Ready")["lastTransitionTime"] == T1  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
+    assert find(third["conditions"], "TelemetryFresh")["lastTransitionTime"] == T0  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
 
 
 def test_previous_not_mutated() -> None:
@@ -108,13 +108,13 @@ def test_previous_not_mutated() -> None:
 # ---------------------------------------------------------------- needs_write
 
 
-def _nw(prev: dict[str, Any], new: dict[str, Any], since: float) -> bool:
+def _nw(prev: AgentStatus, new: AgentStatus, since: float) -> bool:
     return needs_write(prev, new, since_last_write=since, heartbeat=60.0)
 
 
 def test_meaningful_changes_write_at_once() -> None:
     base = want()
-    changes = {
+    changes: dict[str, AgentStatus] = {
         "phase": want(base, assessment=DEGRADED),
         "generation": want(base, generation=2),
         "faults": want(base, faults=[F1]),

@@ -51,7 +51,7 @@ def _compare(schema: dict[str, Any], tp: Any, path: str, problems: list[str]) ->
     if origin in (Union, types.UnionType):
         tp = next(a for a in get_args(tp) if a is not type(None))
         origin = get_origin(tp)
-    kind = schema.get("type")
+    kind: Any = schema.get("type")  # JSON from the CRD's YAML: a type name, or absent
     if "enum" in schema:
         values = _literal_values(tp)
         if values is None or sorted(values) != sorted(str(v) for v in schema["enum"]):

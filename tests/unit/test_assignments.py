@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Unpack
 
+from agentops.wire import FaultAssignment
 from agentops_operator.assignments import AssignmentBoard
 from agentops_operator.resources import Key
 
@@ -12,7 +13,7 @@ A = Key("ns", "a")
 B = Key("ns", "b")
 
 
-def fa(uid: str, **extra: Any) -> dict[str, Any]:
+def fa(uid: str, /, **extra: Unpack[FaultAssignment]) -> FaultAssignment:
     return {"uid": uid, "name": f"fault-{uid}", "type": "Latency", "expiresAt": "2024-05-01T10:00:00Z",
             "percentage": 100.0, "latency": {"delayMs": 500}, **extra}
 

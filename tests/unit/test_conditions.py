@@ -27,7 +27,8 @@ def test_transition_time_moves_only_on_status_change() -> None:
 
 
 def test_old_condition_without_transition_time_gets_now() -> None:
-    prev = [{"type": "Ready", "status": "True", "reason": "X", "message": ""}]
+    # Deliberately outside the type: a condition as some other writer left it, without lastTransitionTime.
+    prev: list[Condition] = [{"type": "Ready", "status": "True", "reason": "X", "message": ""}]  # type: ignore[typeddict-item]  # the missing key is the case under test
     out = merge_conditions(prev, [ConditionSpec("Ready", "True", "X", "")], generation=1, now=T1)
     assert out[0]["lastTransitionTime"] == T1
 
@@ -46,7 +47,7 @@ def test_unmentioned_types_kept_and_order_stable() -> None:
 
 
 def test_previous_list_not_mutated() -> None:
-    prev = [{"type": "Ready", "status": "True", "reason": "r", "message": "m", "observedGeneration": 1, "lastTransitionTime": T0}]
+    prev: list[Condition] = [{"type": "Ready", "status": "True", "reason": "r", "message": "m", "observedGeneration": 1, "lastTransitionTime": T0}]
     snapshot = [dict(c) for c in prev]
     merge_conditions(prev, [ConditionSpec("Ready", "False", "r2", "m2")], generation=2, now=T1)
     assert prev == snapshot

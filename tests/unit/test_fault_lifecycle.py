@@ -22,6 +22,7 @@ from agentops_operator.fault_lifecycle import (
     invalid_spec,
     target_summary,
 )
+from agentops.api_types import FaultPhase, FaultStatus, LabelSelectorSpec
 from agentops.times import parse_time
 from agentops_operator.resources import FaultSpec
 
@@ -32,16 +33,16 @@ def at(seconds: float) -> datetime:
     return CREATED + timedelta(seconds=seconds)
 
 
-def spec(duration: str = "5m", *, agent: str | None = "bot", selector: dict | None = None, type_: str = "Latency") -> FaultSpec:
+def spec(duration: str = "5m", *, agent: str | None = "bot", selector: LabelSelectorSpec | None = None, type_: str = "Latency") -> FaultSpec:
     target: dict[str, Any] = {"selector": selector} if selector is not None else {"agent": agent}
     return FaultSpec.from_spec({"type": type_, "duration": duration, "target": target, "latency": {"delayMs": 2000}})
 
 
-def view(status: dict[str, Any] | None = None, *, fault_spec: FaultSpec | None = None, generation: int = 1) -> FaultView:
-    return FaultView("slow-bot", generation, CREATED, fault_spec or spec(), dict(status or {}))
+def view(status: FaultStatus | None = None, *, fault_spec: FaultSpec | None = None, generation: int = 1) -> FaultView:
+    return FaultView("slow-bot", generation, CREATED, fault_spec or spec(), (status or FaultStatus()).copy())
 
 
-def cond(status: dict[str, Any], type_: str) -> tuple[str, str]:
+def cond(status: FaultStatus, type_: str) -> tuple[str, str]:
     c = find(status["conditions"], type_)
     assert c is not None, type_
     return c["status"], c["reason"]
@@ -125,7 +126,7 @@ def test_active_targets_change_updates_status_but_keeps_times() -> None:
     assert d.status["expiresAt"] == first.status["expiresAt"]
     assert d.events == ()
     assert [c["lastTransitionTime"] for c in d.status["conditions"]] == ["2024-05-01T10:00:01Z"] * 5
-    assert find(d.status["conditions"], "TargetsResolved")["message"] == "assigned to 2 agent(s)"  # type: ignore[index]
+    assert find(d.status["conditions"], "TargetsResolved")["message"] == "assigned to 2 agent(s)"  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
 
 
 def test_target_lost_while_active() -> None:
@@ -138,8 +139,8 @@ def test_target_lost_while_active() -> None:
     assert cond(d.status, "TargetsResolved") == ("False", "TargetNotFound")
     assert cond(d.status, "Active") == ("True", "Injecting")
     assert cond(d.status, "Ready") == ("False", "TargetNotFound")
-    assert find(d.status["conditions"], "Ready")["lastTransitionTime"] == "2024-05-01T10:00:30Z"  # type: ignore[index]
-    assert find(d.status["conditions"], "Active")["lastTransitionTime"] == "2024-05-01T10:00:01Z"  # type: ignore[index]
+    assert find(d.status["conditions"], "Ready")["lastTransitionTime"] == "2024-05-01T10:00:30Z"  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
+    assert find(d.status["conditions"], "Active")["lastTransitionTime"] == "2024-05-01T10:00:01Z"  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
     assert d.next_check == parse_time(first.status["expiresAt"])
     # Still lost: no second warning, no change.
     again = decide(view(d.status), [], at(40))
@@ -175,8 +176,8 @@ def test_expires_exactly_at_expires_at() -> None:
     assert d.events == (EventSpec("Normal", "FaultExpired", "Latency fault ended after 300s"),)
     assert cond(s, "Active") == ("False", "Expired")
     assert cond(s, "Ready") == ("True", "Expired")
-    assert find(s["conditions"], "Ready")["lastTransitionTime"] == "2024-05-01T10:00:00Z"  # status stayed True  # type: ignore[index]
-    assert find(s["conditions"], "Active")["lastTransitionTime"] == "2024-05-01T10:05:00Z"  # type: ignore[index]
+    assert find(s["conditions"], "Ready")["lastTransitionTime"] == "2024-05-01T10:00:00Z"  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError; status stayed True
+    assert find(s["conditions"], "Active")["lastTransitionTime"] == "2024-05-01T10:05:00Z"  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
     assert d.assign is False and d.next_check is None
     assert s["startedAt"] == active["startedAt"] and s["expiresAt"] == active["expiresAt"]
 
@@ -252,7 +253,7 @@ def test_pending_past_duration_fails() -> None:
     assert cond(s, "Active") == ("False", "NeverStarted")
     assert cond(s, "Ready") == ("False", "TargetNotFound")
     # Ready was False all along: its transition time is kept.
-    assert find(s["conditions"], "Ready")["lastTransitionTime"] == "2024-05-01T10:00:02Z"  # type: ignore[index]
+    assert find(s["conditions"], "Ready")["lastTransitionTime"] == "2024-05-01T10:00:02Z"  # type: ignore[index]  # find() is Optional: a missing condition fails the test with a TypeError
     assert d.assign is False and d.next_check is None
 
 
@@ -269,8 +270,8 @@ def test_forgotten_pending_fault_does_not_strike_a_late_target() -> None:
 
 
 @pytest.mark.parametrize("phase", [EXPIRED, HALTED, ABORTED, FAILED])
-def test_ended_phases_are_final(phase: str) -> None:
-    status = {"phase": phase, "endedAt": "2024-05-01T10:01:00Z", "conditions": [], "expiresAt": "2024-05-01T10:02:00Z"}
+def test_ended_phases_are_final(phase: FaultPhase) -> None:
+    status: FaultStatus = {"phase": phase, "endedAt": "2024-05-01T10:01:00Z", "conditions": [], "expiresAt": "2024-05-01T10:02:00Z"}
     d = decide(view(status), ["bot"], at(30))
     assert d.status == status
     assert d.events == () and d.assign is False and d.next_check is None
@@ -311,7 +312,7 @@ def test_invalid_spec_stops_an_active_fault() -> None:
 
 
 def test_an_ended_fault_still_observes_a_new_generation() -> None:
-    status = {"phase": "Expired", "observedGeneration": 1,
+    status: FaultStatus = {"phase": "Expired", "observedGeneration": 1,
               "conditions": [{"type": "Ready", "status": "True", "reason": "Expired", "message": "", "observedGeneration": 1,
                               "lastTransitionTime": "2024-05-01T10:00:00Z"}]}
     decision = decide(view(status, generation=2), ["bot"], at(3600))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from agentops.api_types import Incident
 from agentops_operator import healing_policy as hp
 from agentops_operator.resources import HealingPolicy
 from agentops_operator.runtimes import RestartOutcome
@@ -23,7 +24,7 @@ class Agent:
 
     def __init__(self, policy: HealingPolicy = POLICY, runtime: str = "Kubernetes") -> None:
         self.state = hp.HealingState()
-        self.incidents: list[dict[str, Any]] = []
+        self.incidents: list[Incident] = []
         self.policy, self.runtime = policy, runtime
         self.last: hp.HealingDecision | None = None
 

@@ -10,6 +10,7 @@ import pytest
 
 from agentops.wire import TelemetryReport, validate_report
 from agentops_operator.health import (
+    Assessment,
     DEGRADED,
     HEALTHY,
     UNHEALTHY,
@@ -238,7 +239,7 @@ def test_custom_thresholds() -> None:
 # ---------------------------------------------------------------- through the telemetry store
 
 
-def _assess_reports(*reports: TelemetryReport) -> Any:
+def _assess_reports(*reports: TelemetryReport) -> Assessment:
     store = TelemetryStore()
     key = Key("ns", "bot")
     for i, r in enumerate(reports):

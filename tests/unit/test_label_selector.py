@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from agentops_operator.resources import FaultSpec, HealthThresholds, Key
 
 
 def sel(match_labels: dict[str, str] | None = None, *expressions: tuple[str, str, list[str] | None]) -> LabelSelector:
-    raw: dict = {}
+    raw: dict[str, Any] = {}  # a spec as the API server hands it over: JSON, possibly invalid
     if match_labels is not None:
         raw["matchLabels"] = match_labels
     if expressions:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal, Sequence, overload
 
 import pytest
 
+from agentops.api_types import AgentStatus, FaultStatus
 from agentops.wire import TelemetryReport, validate_report
 from agentops_operator.metrics import OperatorMetrics
 from agentops_operator.reconciler import Reconciler
@@ -34,11 +35,11 @@ class FakeClock:
 
 @dataclass
 class FakeWriter:
-    statuses: list[tuple[ObjectRef, dict[str, Any]]] = field(default_factory=list)
+    statuses: list[tuple[ObjectRef, AgentStatus | FaultStatus]] = field(default_factory=list)
     events: list[tuple[ObjectRef, str, str, str]] = field(default_factory=list)
     forgotten: list[tuple[str, Key]] = field(default_factory=list)
 
-    def write_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+    def write_status(self, ref: ObjectRef, status: AgentStatus | FaultStatus) -> None:
         self.statuses.append((ref, status))
 
     def post_event(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
@@ -48,7 +49,13 @@ class FakeWriter:
         self.forgotten.append((plural, key))
 
     # --- helpers for assertions
-    def writes_for(self, kind: str, name: str) -> list[dict[str, Any]]:
+    # An Agent's ref comes with an AgentStatus, a Fault's with a FaultStatus: the
+    # overloads state that pairing, which the union in write_status cannot.
+    @overload
+    def writes_for(self, kind: Literal["Agent"], name: str) -> list[AgentStatus]: ...
+    @overload
+    def writes_for(self, kind: Literal["Fault"], name: str) -> list[FaultStatus]: ...
+    def writes_for(self, kind: str, name: str) -> Sequence[AgentStatus | FaultStatus]:
         return [s for r, s in self.statuses if r.kind == kind and r.key.name == name]
 
     def reasons(self, kind: str | None = None, name: str | None = None) -> list[str]:
@@ -79,12 +86,12 @@ class Env:
     def agent_phase(self, name: str) -> str | None:
         return self.r.agents[Key(NS, name)].status.get("phase")
 
-    def fault_status(self, name: str) -> dict[str, Any]:
+    def fault_status(self, name: str) -> FaultStatus:
         return self.r.faults[Key(NS, name)].status
 
 
 def agent(name: str, *, labels: dict[str, str] | None = None, uid: str | None = None, generation: int = 1,
-          spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None) -> dict[str, Any]:
+          spec: dict[str, Any] | None = None, status: AgentStatus | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "apiVersion": "agentops.dev/v1alpha1", "kind": "Agent",
         "metadata": {"namespace": NS, "name": name, "uid": uid or f"uid-agent-{name}", "generation": generation,
@@ -98,7 +105,7 @@ def agent(name: str, *, labels: dict[str, str] | None = None, uid: str | None = 
 
 def fault(name: str, *, target: str | None = "bot", selector: dict[str, Any] | None = None, duration: str = "5m",
           uid: str | None = None, generation: int = 1, created: str = "2024-05-01T10:00:00Z",
-          status: dict[str, Any] | None = None, delay_ms: int = 2000, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+          status: FaultStatus | None = None, delay_ms: int = 2000, spec: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "apiVersion": "agentops.dev/v1alpha1", "kind": "Fault",
         "metadata": {"namespace": NS, "name": name, "uid": uid or f"uid-fault-{name}", "generation": generation,
@@ -216,7 +223,7 @@ def test_heartbeat_write_comes_from_the_deadline_without_new_input() -> None:
     env.clock.advance(0.1)  # t0 + 20, no ingest, nothing dirty but the deadline
     env.r.process()
     assert len(env.writer.statuses) == 3
-    assert env.writer.statuses[-1][1]["metrics"]["requests"] == 100
+    assert env.writer.statuses[-1][1]["metrics"]["requests"] == 100  # type: ignore[typeddict-item]  # the Agent bot is the only object: its AgentStatus
 
 
 def test_unhealthy_and_recovery(env: Env) -> None:
@@ -470,7 +477,7 @@ def test_fault_expired_while_operator_was_down(env: Env) -> None:
 
 def test_active_fault_resumed_after_restart_keeps_its_expiry(env: Env) -> None:
     env.clock.advance(60)  # 10:01:00
-    status = {"phase": "Active", "startedAt": "2024-05-01T10:00:00Z", "expiresAt": "2024-05-01T10:05:00Z", "targets": ["bot"]}
+    status: FaultStatus = {"phase": "Active", "startedAt": "2024-05-01T10:00:00Z", "expiresAt": "2024-05-01T10:05:00Z", "targets": ["bot"]}
     env.r.resync([agent("bot")], [fault("slow", status=status)], listed_at=env.clock.t)
     env.r.process()
     assert env.faults_on("bot") == ["slow"]
@@ -688,7 +695,7 @@ def test_phase_gauges(env: Env) -> None:
 
 
 def test_restart_keeps_recorded_health_until_the_sidecars_had_time_to_report(env: Env) -> None:
-    recorded = {"phase": "Healthy", "observedGeneration": 1, "conditions": [
+    recorded: AgentStatus = {"phase": "Healthy", "observedGeneration": 1, "conditions": [
         {"type": "Ready", "status": "True", "reason": "Healthy", "message": "", "observedGeneration": 1,
          "lastTransitionTime": "2024-05-01T09:00:00Z"}]}
     env.r.agent_event(None, agent("bot", status=recorded))

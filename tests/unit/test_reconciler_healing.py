@@ -7,6 +7,7 @@ from typing import Any
 from test_reconciler import NS, Env, agent, fault, report
 
 from agentops_operator.resources import Key, ObjectRef, RuntimeSpec
+from agentops_operator.restart_runner import Done
 from agentops_operator.runtimes import RestartOutcome
 
 HEALING = {"unhealthyFor": "2s", "verifyTimeout": "30s", "budget": {"maxRestarts": 3, "window": "10m"},
@@ -23,7 +24,7 @@ class FakeRunner:
 
     def __init__(self) -> None:
         self.submitted: list[tuple[str, str]] = []
-        self.on_done: Any = None
+        self.on_done: Done | None = None  # set by the Reconciler, as on RestartRunner
 
     def submit(self, agent_ref: ObjectRef, runtime: RuntimeSpec, token: str) -> None:
         self.submitted.append((agent_ref.key.name, token))
