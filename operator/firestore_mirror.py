@@ -70,7 +70,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
@@ -265,6 +265,14 @@ class _Metrics:
                                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=registry)
 
 
+class FirestoreClient(Protocol):
+    """What the mirror calls on a Firestore client (google.cloud.firestore.Client); tests pass a fake."""
+
+    def batch(self) -> Any: ...
+    def collection(self, collection_path: str) -> Any: ...
+    def close(self) -> None: ...
+
+
 class FirestoreMirror:
     """Mirrors agent state and incidents to Firestore; see the module docstring.
 
@@ -286,7 +294,7 @@ class FirestoreMirror:
         max_writes_per_second: float = 20.0,
         max_batch: int = 200,  # also the token bucket's burst: one full batch may go at once
         registry: CollectorRegistry | None = None,
-        client_factory: Callable[[], firestore.Client] | None = None,
+        client_factory: Callable[[], FirestoreClient] | None = None,
         commit_timeout: float = DEFAULT_COMMIT_TIMEOUT_S,
         max_agents: int = 10_000,  # the operator's design scale
         max_incidents_per_agent: int = 20,

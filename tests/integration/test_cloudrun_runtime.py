@@ -54,7 +54,7 @@ def api() -> Iterator[CloudRunStandIn]:
 
 def runtime_for(api: CloudRunStandIn, operation_timeout_s: float = 15.0) -> CloudRunRuntime:
     # An unannotated constructor; the ignore goes once pyproject.toml has untyped_calls_exclude.
-    return CloudRunRuntime(endpoint=api.endpoint, credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+    return CloudRunRuntime(endpoint=api.endpoint, credentials=AnonymousCredentials(),
                            operation_timeout_s=operation_timeout_s, request_timeout_s=5.0, clock=lambda: NOW)
 
 

@@ -74,7 +74,7 @@ class Reader:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.client.close()  # type: ignore[no-untyped-call]  # unannotated in google-cloud-core
+        self.client.close()
 
     def agent(self, key: str) -> dict[str, Any] | None:
         doc: dict[str, Any] | None = self.client.collection(self.collection).document(key).get(timeout=10).to_dict()

@@ -15,21 +15,21 @@ from agentops_operator.runtime_cloudrun import CloudRunRuntime, outcome_for_erro
 SERVICE = "projects/demo/locations/europe-west1/services/chat"
 
 
-# The Google exception classes have unannotated constructors (no-untyped-call under --strict);
-# these ignores go once pyproject.toml lists their modules under untyped_calls_exclude.
+# The Google exception classes have unannotated constructors: pyproject.toml lists their
+# modules under mypy's untyped_calls_exclude.
 @pytest.mark.parametrize(("exc", "reason", "retryable"), [
-    (api_errors.PermissionDenied("denied"), "CloudRunPermissionDenied", False),  # type: ignore[no-untyped-call]
-    (api_errors.Forbidden("denied"), "CloudRunPermissionDenied", False),  # type: ignore[no-untyped-call]
-    (api_errors.NotFound("gone"), "CloudRunServiceNotFound", False),  # type: ignore[no-untyped-call]
-    (api_errors.Unauthenticated("bad token"), "CloudRunCredentialsRejected", False),  # type: ignore[no-untyped-call]
-    (auth_errors.RefreshError("invalid_grant", {"id_token": "secret"}), "CloudRunCredentialsRejected", False),  # type: ignore[no-untyped-call]
-    (auth_errors.RefreshError("metadata server busy", retryable=True), "CloudRunCredentialsRejected", True),  # type: ignore[no-untyped-call]
-    (auth_errors.DefaultCredentialsError("none found"), "CloudRunCredentialsMissing", False),  # type: ignore[no-untyped-call]
+    (api_errors.PermissionDenied("denied"), "CloudRunPermissionDenied", False),
+    (api_errors.Forbidden("denied"), "CloudRunPermissionDenied", False),
+    (api_errors.NotFound("gone"), "CloudRunServiceNotFound", False),
+    (api_errors.Unauthenticated("bad token"), "CloudRunCredentialsRejected", False),
+    (auth_errors.RefreshError("invalid_grant", {"id_token": "secret"}), "CloudRunCredentialsRejected", False),
+    (auth_errors.RefreshError("metadata server busy", retryable=True), "CloudRunCredentialsRejected", True),
+    (auth_errors.DefaultCredentialsError("none found"), "CloudRunCredentialsMissing", False),
     (concurrent.futures.TimeoutError(), "CloudRunOperationTimeout", True),
-    (api_errors.RetryError("gave up", None), "CloudRunOperationTimeout", True),  # type: ignore[no-untyped-call]
-    (api_errors.DeadlineExceeded("slow"), "CloudRunOperationTimeout", True),  # type: ignore[no-untyped-call]
-    (api_errors.ServiceUnavailable("try later"), "CloudRunApiError", True),  # type: ignore[no-untyped-call]
-    (api_errors.InternalServerError("oops"), "CloudRunApiError", True),  # type: ignore[no-untyped-call]
+    (api_errors.RetryError("gave up", None), "CloudRunOperationTimeout", True),
+    (api_errors.DeadlineExceeded("slow"), "CloudRunOperationTimeout", True),
+    (api_errors.ServiceUnavailable("try later"), "CloudRunApiError", True),
+    (api_errors.InternalServerError("oops"), "CloudRunApiError", True),
     (requests.ConnectionError("refused"), "CloudRunApiError", True),
     (ValueError("surprise"), "CloudRunError", True),
 ])
@@ -40,7 +40,7 @@ def test_each_failure_has_a_reason(exc: BaseException, reason: str, retryable: b
 
 
 def test_a_refresh_error_never_echoes_the_token_response() -> None:
-    outcome = outcome_for_error(auth_errors.RefreshError("invalid_grant", {"access_token": "ya29.secret"}),  # type: ignore[no-untyped-call]  # unannotated constructor
+    outcome = outcome_for_error(auth_errors.RefreshError("invalid_grant", {"access_token": "ya29.secret"}),
                                 SERVICE, operation_timeout_s=300)
     assert "invalid_grant" in outcome.message and "secret" not in outcome.message
 
