@@ -51,6 +51,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from agentops.config import DurationOption
+from agentops.errors import ConfigError
 from agentops.processes import set_pdeathsig
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BINARIES = ("etcd", "kube-apiserver", "kubectl")
 CONTEXT = "agentops-envtest"
+# kube-apiserver is ready in a few seconds here; a cold cache or a loaded CI machine takes longer.
+STARTUP_TIMEOUT_S = 60.0
 
 
 class EnvtestError(RuntimeError):
@@ -155,7 +159,7 @@ class ControlPlane:
     def __init__(
         self,
         bin_dir: Path | None = None,
-        startup_timeout: float = 60.0,
+        startup_timeout: float = STARTUP_TIMEOUT_S,
         *,
         bind_address: str = "127.0.0.1",
         advertise_address: str = "127.0.0.1",
@@ -402,9 +406,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--print-binaries", action="store_true",
                         help="find or build etcd/kube-apiserver/kubectl, print their directory and exit")
-    parser.add_argument("--startup-timeout", type=float, default=60.0, help="seconds to wait for /readyz")
+    startup = DurationOption("--startup-timeout", "AGENTOPS_STARTUP_TIMEOUT", STARTUP_TIMEOUT_S, 1.0,
+                             "how long to wait for kube-apiserver's /readyz")
+    startup.add_to(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        startup_timeout = startup.read(args)
+    except ConfigError as exc:
+        parser.error(str(exc))
     try:
         if args.print_binaries:
             print(find_binaries())
@@ -416,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
 
         signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
-        with ControlPlane(startup_timeout=args.startup_timeout) as cp:
+        with ControlPlane(startup_timeout=startup_timeout) as cp:
             print(f"export KUBECONFIG={cp.kubeconfig}")
             print(f"# server: {cp.server}")
             print(f"# kubectl: {cp.kubectl_path}")

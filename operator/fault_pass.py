@@ -12,7 +12,9 @@ board, from which the agent's sidecars long-poll.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
+from agentops.api_types import CrashParams, ErrorParams, LatencyParams
 from agentops.wire import FaultAssignment
 from agentops_operator import fault_lifecycle
 from agentops_operator.assignments import AssignmentBoard
@@ -29,8 +31,14 @@ def assignment(rec: FaultRecord) -> FaultAssignment:
     assert rec.spec is not None
     item = FaultAssignment(uid=rec.ref.uid, name=rec.ref.key.name, type=rec.spec.type,
                            expiresAt=str(rec.status.get("expiresAt")), percentage=rec.spec.percentage)
-    # The block named as the type in lower case (spec.latency for Latency, ...).
-    item[rec.spec.type.lower()] = dict(rec.spec.params)  # type: ignore[literal-required]
+    # The type's own block as written (the API server checked it against the CRD schema).
+    params = dict(rec.spec.params)
+    if rec.spec.type == "Latency":
+        item["latency"] = cast(LatencyParams, params)
+    elif rec.spec.type == "Error":
+        item["error"] = cast(ErrorParams, params)
+    else:
+        item["crash"] = cast(CrashParams, params)
     return item
 
 
