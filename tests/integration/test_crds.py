@@ -8,6 +8,7 @@ exit and an error that names the offending field.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import subprocess
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from agentops_operator.resources import HealingPolicy, HealthThresholds, RuntimeSpec
 
 if TYPE_CHECKING:  # conftest is not imported at run time: fixtures arrive by name
     from conftest import Cluster
@@ -138,15 +141,15 @@ def test_every_schema_field_has_a_description(cluster: Cluster, crds: list[str])
 def test_agent_defaults_are_applied(cluster: Cluster, crds: list[str], namespace: str) -> None:
     apply(cluster, namespace, agent("chat"))
     spec = get_json(cluster, namespace, "agent/chat")["spec"]
-    assert spec["runtime"] == {"type": "None"}
-    assert spec["health"] == {
-        "heartbeatTimeout": "30s",
-        "window": "60s",
-        "minSamples": 10,
-        "probeFailureThreshold": 3,
-        "latencyP95Ms": {"degraded": 1000, "unhealthy": 4000},
-        "errorRate": {"degraded": 0.05, "unhealthy": 0.25},
-    }
+    # Every field is filled in by the API server ...
+    assert set(spec["runtime"]) == {"type"}
+    assert set(spec["health"]) == {"heartbeatTimeout", "window", "minSamples", "probeFailureThreshold", "latencyP95Ms", "errorRate"}
+    assert set(spec["health"]["latencyP95Ms"]) == set(spec["health"]["errorRate"]) == {"degraded", "unhealthy"}
+    assert set(spec["healing"]) == {"enabled", "unhealthyFor", "verifyTimeout", "budget", "backoff"}
+    # ... with the values the operator assumes for a spec without them (the code states each default once).
+    assert HealthThresholds.from_spec(spec) == HealthThresholds()
+    assert HealingPolicy.from_spec(spec) == HealingPolicy()
+    assert RuntimeSpec.from_spec(spec) == RuntimeSpec()
 
 
 def test_agent_partial_thresholds_keep_nested_defaults(cluster: Cluster, crds: list[str], namespace: str) -> None:
@@ -158,9 +161,10 @@ def test_agent_partial_thresholds_keep_nested_defaults(cluster: Cluster, crds: l
     spec = get_json(cluster, namespace, "agent/chat")["spec"]
     assert spec["runtime"] == {"type": "Kubernetes", "deployment": {"name": "chat"}}
     assert spec["health"]["window"] == "2m"
-    assert spec["health"]["heartbeatTimeout"] == "30s"
-    assert spec["health"]["latencyP95Ms"] == {"degraded": 1000, "unhealthy": 8000}
-    assert spec["health"]["errorRate"] == {"degraded": 0.1, "unhealthy": 0.25}
+    assert set(spec["health"]["latencyP95Ms"]) == set(spec["health"]["errorRate"]) == {"degraded", "unhealthy"}
+    # The siblings of what was given keep their defaults.
+    assert HealthThresholds.from_spec(spec) == dataclasses.replace(
+        HealthThresholds(), window_s=120.0, latency_p95_unhealthy_ms=8000.0, error_rate_degraded=0.1)
 
 
 def test_cloud_run_agent_is_accepted(cluster: Cluster, crds: list[str], namespace: str) -> None:
