@@ -12,7 +12,7 @@ from datetime import datetime
 
 from agentops.api_types import AgentMetrics, AgentStatus
 from agentops.times import format_time
-from agentops_operator import agent_status, fault_lifecycle, healing_policy, stop_conditions
+from agentops_operator import agent_status, fault_lifecycle, healing_state, stop_conditions
 from agentops_operator.assignments import AssignmentBoard
 from agentops_operator.fault_pass import FaultPass
 from agentops_operator.healing_effects import HealingEffects
@@ -61,7 +61,7 @@ class AgentPass:
             rec.status, generation=rec.generation, assessment=assessment, faults=faults,
             last_report_time=format_time(last) if last else None, reporters=summary.reporters if summary else 0,
             instances=instances, now=format_time(wall), healing=rec.healing.to_status(), incidents=rec.incidents,
-            extra_conditions=healing_policy.conditions(rec.healing), restart_count=rec.restart_count,
+            extra_conditions=healing_state.conditions(rec.healing), restart_count=rec.restart_count,
         )
         if agent_status.needs_write(rec.status, wanted, since_last_write=mono - rec.last_write, heartbeat=self.heartbeat_s):
             self._announce_phase(rec, wanted)

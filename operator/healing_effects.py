@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from agentops.times import parse_time
-from agentops_operator import fault_lifecycle, healing_policy
+from agentops_operator import fault_lifecycle, healing_decision, healing_policy, healing_state
 from agentops_operator.conditions import find
 from agentops_operator.fault_pass import FaultPass
 from agentops_operator.health import Assessment
@@ -36,7 +36,7 @@ class HealingEffects:
         key = rec.ref.key
         ready = find(rec.status.get("conditions"), "Ready")
         not_healthy_since = parse_time(ready.get("lastTransitionTime")) if ready and ready.get("status") != "True" else None
-        obs = healing_policy.Observation(assessment.phase, assessment.reason, assessment.message, instances, tuple(faults),
+        obs = healing_decision.Observation(assessment.phase, assessment.reason, assessment.message, instances, tuple(faults),
                                          not_healthy_since, judged)
         outcome, rec.outcome = rec.outcome, None
         decision = healing_policy.step(
@@ -64,11 +64,11 @@ class HealingEffects:
                                              f"agent {key.name} was recovered by hand ({RECOVER_ANNOTATION})")
             for fault in self.index.assigned_to(key):
                 self.faults.request_stop(fault.ref.key, stop)
-        if decision.state.state in healing_policy.HOLDS_SLOT:
+        if decision.state.state in healing_state.HOLDS_SLOT:
             self.slots.hold(key)
         else:
             self.queue.mark_all("agent", self.slots.release(key))
-            if decision.state.state == healing_policy.QUEUED:
+            if decision.state.state == healing_state.QUEUED:
                 self.slots.queue(key)
         if decision.next_check is not None:
             self.queue.schedule_at("agent", key, decision.next_check, wall, mono)
@@ -93,7 +93,7 @@ class HealingEffects:
 
     def finished(self, rec: AgentRecord, token: str, outcome: RestartOutcome) -> None:
         """A runtime's answer (from the RestartRunner, on the loop)."""
-        if rec.healing.restart_token != token or rec.healing.state != healing_policy.RESTARTING:
+        if rec.healing.restart_token != token or rec.healing.state != healing_state.RESTARTING:
             return  # the agent moved on; the answer is moot
         rec.outcome = outcome
         self.queue.mark("agent", rec.ref.key)

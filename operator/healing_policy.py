@@ -26,177 +26,31 @@ did not. So, per agent:
 * The cluster-wide concurrency limit is the caller's (`slot_free`): a restart that
   would exceed it waits in Queued.
 
+The state it reads and writes is in `healing_state`; what goes in and comes out (and the
+draft a step fills) in `healing_decision`.
+
 Pure: the state and the time come in, the new state and what to do come out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from agentops.backoff import Backoff
-from agentops.times import format_time, parse_time
-from agentops.api_types import HealingRecord, HealingStateName, Incident, IncidentState, IncidentTrigger, RestartRequestKind
+from agentops.times import format_time
+from agentops.api_types import Incident, RestartRequestKind
 
 from agentops_operator import incidents as inc
-from agentops_operator.conditions import ConditionSpec
-from agentops_operator.fault_lifecycle import EventSpec
 from agentops_operator.health import HEALTHY, UNHEALTHY
+from agentops_operator.healing_decision import DecisionDraft, HealingDecision, Observation, Restart
+from agentops_operator.healing_state import (
+    BACKOFF, DISABLED, HOLDS_SLOT, IDLE, MANUAL_RECOVER, MANUAL_RESTART, OBSERVE_ONLY, QUEUED, RESTARTING, STALLED,
+    VERIFYING, WAITING, HealingState,
+)
 from agentops_operator.resources import HealingPolicy
 from agentops_operator.runtimes import RestartOutcome
 
-IDLE: HealingStateName = "Idle"
-WAITING: HealingStateName = "Waiting"
-BACKOFF: HealingStateName = "Backoff"
-QUEUED: HealingStateName = "Queued"
-RESTARTING: HealingStateName = "Restarting"
-VERIFYING: HealingStateName = "Verifying"
-STALLED: HealingStateName = "Stalled"
-DISABLED: HealingStateName = "Disabled"
-OBSERVE_ONLY: HealingStateName = "ObserveOnly"
-# States that hold one of the cluster-wide restart slots.
-HOLDS_SLOT = frozenset({RESTARTING, VERIFYING})
-MANUAL_RECOVER: RestartRequestKind = "ManualRecover"
-MANUAL_RESTART: RestartRequestKind = "ManualRestart"
 MAX_LEDGER = 100  # the budget allows at most 100 restarts per window
-
-
-@dataclass(frozen=True)
-class HealingState:
-    """status.healing, as the healing loop reads and writes it."""
-
-    state: HealingStateName = IDLE
-    message: str = ""
-    unhealthy_since: datetime | None = None
-    restarts: tuple[datetime, ...] = ()  # automatic restarts in the budget window, oldest first
-    next_restart: datetime | None = None
-    verify_deadline: datetime | None = None
-    instances_before: tuple[str, ...] = ()
-    restart_token: str | None = None
-    handled_restart: str | None = None
-    handled_recover: str | None = None
-    pending_request: RestartRequestKind | None = None  # a manual request waiting for a slot
-    incident_seq: int = 0
-    stalled_reason: str | None = None
-
-    @classmethod
-    def from_status(cls, raw: HealingRecord | None) -> HealingState:
-        raw = raw or HealingRecord()
-        return cls(
-            state=raw.get("state") or IDLE,
-            message=str(raw.get("message") or ""),
-            unhealthy_since=parse_time(raw.get("unhealthySince")),
-            restarts=tuple(t for t in (parse_time(s) for s in raw.get("restarts") or ()) if t is not None),
-            next_restart=parse_time(raw.get("nextRestartTime")),
-            verify_deadline=parse_time(raw.get("verifyDeadline")),
-            instances_before=tuple(raw.get("instancesBefore") or ()),
-            restart_token=raw.get("restartToken"),
-            handled_restart=raw.get("handledRestart"),
-            handled_recover=raw.get("handledRecover"),
-            pending_request=raw.get("pendingRequest"),
-            incident_seq=int(raw.get("incidentSeq") or 0),
-            stalled_reason=raw.get("stalledReason"),
-        )
-
-    def to_status(self) -> HealingRecord:
-        out = HealingRecord(state=self.state, message=self.message, restarts=[format_time(t) for t in self.restarts],
-                            incidentSeq=self.incident_seq)
-        optional = {
-            "unhealthySince": format_time(self.unhealthy_since) if self.unhealthy_since else None,
-            "nextRestartTime": format_time(self.next_restart) if self.next_restart else None,
-            "verifyDeadline": format_time(self.verify_deadline) if self.verify_deadline else None,
-            "instancesBefore": list(self.instances_before)[:50] if self.instances_before else None,
-            "restartToken": self.restart_token,
-            "handledRestart": self.handled_restart,
-            "handledRecover": self.handled_recover,
-            "pendingRequest": self.pending_request,
-            "stalledReason": self.stalled_reason,
-        }
-        out.update({k: v for k, v in optional.items() if v is not None})  # type: ignore[typeddict-item]  # keys of HealingRecord
-        return out
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What the agent looks like now, from the health assessment."""
-
-    phase: str
-    reason: str
-    message: str
-    instances: tuple[str, ...]
-    faults: tuple[str, ...]
-    not_healthy_since: datetime | None  # when Ready last left True (the first bad signal)
-    # Whether the window holds minSamples requests, i.e. latency and errors were judged
-    # and not only the probes: a restarted instance with a handful of requests has not
-    # shown yet that it serves well.
-    judged: bool = True
-
-
-@dataclass(frozen=True)
-class Restart:
-    token: str
-    trigger: str  # Unhealthy | ManualRecover | ManualRestart
-
-
-@dataclass(frozen=True)
-class HealingDecision:
-    state: HealingState
-    incidents: list[Incident]
-    restart: Restart | None = None
-    halt_faults: bool = False  # a manual recover: end every active fault on the agent
-    events: tuple[EventSpec, ...] = ()
-    next_check: datetime | None = None
-    escalated: str | None = None  # the reason, for the escalation metric
-    restart_result: str | None = None  # Verified / NotVerified / a failure reason, for the metric
-    incident_ended: str | None = None  # its end state, for the incident metric
-
-
-@dataclass
-class _Step:
-    """The decision being built (mutable scratch, returned frozen)."""
-
-    state: HealingState
-    incidents: list[Incident]
-    now: datetime
-    events: list[EventSpec] = field(default_factory=list)
-    restart: Restart | None = None
-    halt_faults: bool = False
-    next_check: datetime | None = None
-    escalated: str | None = None
-    restart_result: str | None = None
-    incident_ended: str | None = None
-
-    @property
-    def stamp(self) -> str:
-        return format_time(self.now)
-
-    def set(self, **changes: Any) -> None:
-        self.state = replace(self.state, **changes)
-
-    def event(self, type_: str, reason: str, message: str) -> None:
-        self.events.append(EventSpec(type_, reason, message))
-
-    def check_at(self, moment: datetime) -> None:
-        self.next_check = moment if self.next_check is None else min(self.next_check, moment)
-
-    def end_incident(self, state: IncidentState, message: str | None = None) -> None:
-        if inc.current(self.incidents) is not None:
-            self.incidents = inc.end(self.incidents, state=state, at=self.stamp, message=message)
-            self.incident_ended = state
-
-    def open_incident(self, trigger: IncidentTrigger, reason: str, message: str, obs: Observation) -> None:
-        seq = self.state.incident_seq + 1
-        self.set(incident_seq=seq)
-        observed = obs.not_healthy_since or self.now
-        self.incidents, _ = inc.open_incident(
-            self.incidents, seq=seq, trigger=trigger, reason=reason, message=message, faults=list(obs.faults),
-            observed_at=format_time(min(observed, self.now)), detected_at=self.stamp,
-        )
-
-    def freeze(self) -> HealingDecision:
-        return HealingDecision(self.state, self.incidents, self.restart, self.halt_faults, tuple(self.events),
-                               self.next_check, self.escalated, self.restart_result, self.incident_ended)
 
 
 def _ledger(state: HealingState, policy: HealingPolicy, now: datetime) -> tuple[datetime, ...]:
@@ -229,7 +83,7 @@ def step(
 ) -> HealingDecision:
     """One decision for one agent. `outcome` is the runtime's answer to the restart in
     flight (state Restarting), delivered once."""
-    s = _Step(state, list(incidents), now)
+    s = DecisionDraft(state, list(incidents), now)
     s.set(restarts=_ledger(state, policy, now))
 
     # --- the runtime answered the restart in flight
@@ -324,14 +178,14 @@ def step(
     return s.freeze()
 
 
-def _note_manual(s: _Step, obs: Observation, trigger: RestartRequestKind, message: str) -> None:
+def _note_manual(s: DecisionDraft, obs: Observation, trigger: RestartRequestKind, message: str) -> None:
     if inc.current(s.incidents) is None:
         s.open_incident(trigger, trigger, message, obs)
     if s.state.state == STALLED:
         s.set(state=IDLE, stalled_reason=None)
 
 
-def _manual_restart(s: _Step, obs: Observation, runtime_type: str, runtime_name: str, slot_free: bool) -> None:
+def _manual_restart(s: DecisionDraft, obs: Observation, runtime_type: str, runtime_name: str, slot_free: bool) -> None:
     trigger = s.state.pending_request or MANUAL_RESTART
     if runtime_type == "None":
         s.set(pending_request=None, state=OBSERVE_ONLY, message="a restart was requested, but spec.runtime.type is None: nothing to restart")
@@ -345,7 +199,7 @@ def _manual_restart(s: _Step, obs: Observation, runtime_type: str, runtime_name:
     _begin_restart(s, obs, trigger, runtime_name, f"{trigger}: restarting {runtime_name}", automatic=False)
 
 
-def _begin_restart(s: _Step, obs: Observation, trigger: str, runtime_name: str, why: str, *, automatic: bool) -> None:
+def _begin_restart(s: DecisionDraft, obs: Observation, trigger: str, runtime_name: str, why: str, *, automatic: bool) -> None:
     incident = inc.current(s.incidents)
     attempt = len(incident.get("actions", ())) + 1 if incident is not None else 1
     token = f"inc-{s.state.incident_seq}-{attempt}-{int(s.now.timestamp())}"
@@ -357,7 +211,7 @@ def _begin_restart(s: _Step, obs: Observation, trigger: str, runtime_name: str, 
     s.event("Normal", "RestartStarted", f"restarting {runtime_name}: {why}")
 
 
-def _runtime_answered(s: _Step, policy: HealingPolicy, outcome: RestartOutcome, runtime_name: str) -> None:
+def _runtime_answered(s: DecisionDraft, policy: HealingPolicy, outcome: RestartOutcome, runtime_name: str) -> None:
     if outcome.ok:
         deadline = s.now + timedelta(seconds=policy.verify_timeout_s)
         s.set(state=VERIFYING, verify_deadline=deadline,
@@ -373,7 +227,7 @@ def _runtime_answered(s: _Step, policy: HealingPolicy, outcome: RestartOutcome, 
         _after_failed_attempt(s, policy, f"restart failed ({outcome.reason})")
 
 
-def _verify(s: _Step, policy: HealingPolicy, obs: Observation, runtime_name: str) -> None:
+def _verify(s: DecisionDraft, policy: HealingPolicy, obs: Observation, runtime_name: str) -> None:
     fresh = [i for i in obs.instances if i not in s.state.instances_before]
     assert s.state.verify_deadline is not None
     at_deadline = s.now >= s.state.verify_deadline
@@ -405,7 +259,7 @@ def _verify(s: _Step, policy: HealingPolicy, obs: Observation, runtime_name: str
     _after_failed_attempt(s, policy, f"restart {message}")
 
 
-def _after_failed_attempt(s: _Step, policy: HealingPolicy, what: str) -> None:
+def _after_failed_attempt(s: DecisionDraft, policy: HealingPolicy, what: str) -> None:
     used = len(s.state.restarts)
     if used >= policy.max_restarts:
         _escalate(s, "RestartBudgetExhausted", f"{what}, and the budget of {policy.max_restarts} restarts per {policy.budget_window_s:g}s is spent")
@@ -416,14 +270,14 @@ def _after_failed_attempt(s: _Step, policy: HealingPolicy, what: str) -> None:
     s.check_at(not_before)
 
 
-def _escalate(s: _Step, reason: str, message: str) -> None:
+def _escalate(s: DecisionDraft, reason: str, message: str) -> None:
     s.set(state=STALLED, stalled_reason=reason, next_restart=None, verify_deadline=None, pending_request=None, message=message)
     s.escalated = reason
     s.end_incident(inc.ESCALATED, message)
     s.event("Warning", "HealingEscalated", f"{reason}: {message}")
 
 
-def _healthy(s: _Step) -> None:
+def _healthy(s: DecisionDraft) -> None:
     current = inc.current(s.incidents)
     if current is not None:
         s.end_incident(inc.OBSERVED if s.state.state in (OBSERVE_ONLY, DISABLED) else inc.RECOVERED)
@@ -432,14 +286,3 @@ def _healthy(s: _Step) -> None:
     if s.state.state != IDLE:
         s.set(state=IDLE, stalled_reason=None, next_restart=None, message="agent is Healthy")
 
-
-def conditions(state: HealingState) -> list[ConditionSpec]:
-    """kstatus conditions: Reconciling while a restart is under way, Stalled when escalated."""
-    busy = state.state in (QUEUED, BACKOFF, RESTARTING, VERIFYING)
-    reconciling = ConditionSpec("Reconciling", "True" if busy else "False", state.state if busy else "Idle",
-                                state.message if busy else "no restart in progress")
-    if state.state == STALLED:
-        stalled = ConditionSpec("Stalled", "True", state.stalled_reason or "HealingEscalated", state.message)
-    else:
-        stalled = ConditionSpec("Stalled", "False", "HealingAvailable", "automatic healing is not escalated")
-    return [reconciling, stalled]

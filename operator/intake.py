@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 from agentops.api_types import AgentStatus, FaultStatus
 from agentops.errors import AgentOpsError
 from agentops.times import parse_time
-from agentops_operator import healing_policy
+from agentops_operator import healing_state
 from agentops_operator.assignments import AssignmentBoard
 from agentops_operator.fault_pass import FaultPass
 from agentops_operator.halt_switch import ALL, HaltSwitch
@@ -89,13 +89,13 @@ class Intake:
         if old is None:
             status: AgentStatus = dict(body.get("status") or {})  # type: ignore[assignment]  # the CRD's shape
             rec = AgentRecord(ref, generation, labels, thresholds, status, restart=restart, recover=recover, seen=self.clock.mono(),
-                              policy=policy, runtime=runtime, healing=healing_policy.HealingState.from_status(status.get("healing")),
+                              policy=policy, runtime=runtime, healing=healing_state.HealingState.from_status(status.get("healing")),
                               incidents=list(status.get("incidents") or ()), restart_count=int(status.get("restartCount", 0)))
-            if rec.healing.state == healing_policy.RESTARTING:
+            if rec.healing.state == healing_state.RESTARTING:
                 # The operator stopped while this restart was in flight; its answer is
                 # lost. Verify it like any other: a new healthy instance proves it.
                 rec.outcome = RestartOutcome.done("the operator restarted while this restart was in flight")
-            if rec.healing.state in healing_policy.HOLDS_SLOT:
+            if rec.healing.state in healing_state.HOLDS_SLOT:
                 self.slots.hold(key)
             self.index.add_agent(rec)
             self.queue.mark_all("fault", self.index.faults_in(key.namespace))

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from agentops.api_types import AgentStatus, FaultStatus, Incident
 from agentops.errors import AgentOpsError
-from agentops_operator import fault_lifecycle, healing_policy
+from agentops_operator import fault_lifecycle, healing_state
 from agentops_operator.resources import FaultSpec, HealingPolicy, HealthThresholds, ObjectRef, RuntimeSpec
 from agentops_operator.runtimes import RestartOutcome
 
@@ -61,7 +61,7 @@ class AgentRecord:
     seen: float = 0.0  # monotonic time of the last watch event or list that included it
     policy: HealingPolicy = field(default_factory=HealingPolicy)
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
-    healing: healing_policy.HealingState = field(default_factory=healing_policy.HealingState)
+    healing: healing_state.HealingState = field(default_factory=healing_state.HealingState)
     incidents: list[Incident] = field(default_factory=list)
     outcome: RestartOutcome | None = None  # the runtime's answer to the restart in flight
     restart_count: int = 0  # status.restartCount: every restart begun, automatic or asked for
