@@ -6,9 +6,10 @@ Layers, imports in one direction:
 * `kube_watch` reads Agents, Faults and Events from the API server (list + watch in a
   thread pool) into `store`, the in-memory state; `changes` fans store changes out to
   the browsers connected to `/live`;
-* `summaries` (with `time_text`, and agentops.label_selector) turns the store into the typed
-  records that both the HTML pages and the JSON mirror show, so the two can never
-  disagree;
+* `agent_summaries`, `fault_summaries` and `event_summaries` (with `time_text`, and
+  agentops.label_selector) turn the store into the typed records that both the HTML pages
+  and the JSON mirror show, so the two can never disagree; `typed_objects` is where a
+  stored Agent or Fault becomes typed (agentops.api_types), shared by all three;
 * `markup`, `widgets`, `layout` render escaped HTML, `assets` holds the stylesheet and
   the page script; one `view_*` module per page or endpoint, each getting the store
   through `context`; `app` assembles the routes and the middlewares that make the

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from agentops_ui.agent_summaries import AgentDetail, TimelineEntry, agent_detail
 from agentops_ui.context import context
+from agentops_ui.event_summaries import EventSummary
 from agentops_ui.layout import respond
 from agentops_ui.markup import Markup, el
 from agentops_ui.store import Store
-from agentops_ui.summaries import AgentDetail, EventSummary, TimelineEntry, agent_detail
 from agentops_ui.view_faults import faults_table
 from agentops_ui.widgets import (
     active_faults, chart_caption, conditions_table, css_token, definition_list, labels_list, latency, percent,

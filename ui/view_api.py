@@ -12,8 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
+from agentops_ui.agent_summaries import agent_detail, agents_overview
 from agentops_ui.context import context
-from agentops_ui.summaries import agent_detail, agents_overview, events_list, faults_list
+from agentops_ui.event_summaries import events_list
+from agentops_ui.fault_summaries import faults_list
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from agentops_ui.context import context
+from agentops_ui.fault_summaries import FaultSummary, faults_list
 from agentops_ui.layout import respond
 from agentops_ui.markup import Markup, el
 from agentops_ui.store import Store
-from agentops_ui.summaries import FAULT_ACTIVE, FaultSummary, faults_list
+from agentops_ui.typed_objects import FAULT_ACTIVE
 from agentops_ui.view_overview import agent_url
 from agentops_ui.widgets import fault_phase_badge, sources_banner, time_left, timestamp
 

@@ -8,11 +8,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from agentops_ui.agent_summaries import AgentSummary, agents_overview
 from agentops_ui.context import context
 from agentops_ui.layout import respond
 from agentops_ui.markup import Markup, el
 from agentops_ui.store import Store
-from agentops_ui.summaries import AGENT_PHASES, AgentSummary, agents_overview
+from agentops_ui.typed_objects import AGENT_PHASES
 from agentops_ui.widgets import (
     active_faults, chart_caption, definition_list, labels_list, latency, percent, phase_badge, rate, sources_banner,
     sparkline, time_ago,

@@ -10,10 +10,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from agentops_ui.agent_summaries import ActiveFaultView, HistoryPoint
 from agentops_ui.markup import Child, Markup, el
 from agentops_ui.store import SourceState
-from agentops_ui.summaries import ActiveFaultView, ConditionView, HistoryPoint
 from agentops_ui.time_text import format_ago, format_left, parse_time
+from agentops_ui.typed_objects import ConditionView
 
 DASH = "—"
 

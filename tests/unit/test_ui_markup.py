@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from agentops_ui.agent_summaries import ActiveFaultView, HistoryPoint
 from agentops_ui.markup import Markup, el, escape, join
-from agentops_ui.summaries import ActiveFaultView, HistoryPoint
 from agentops_ui.widgets import active_faults, css_token, labels_list, phase_badge, sparkline, time_ago, time_left
 
 HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)">'

@@ -6,8 +6,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agentops.label_selector import LabelSelector
+from agentops_ui.agent_summaries import agent_detail, agents_overview
+from agentops_ui.event_summaries import events_list, stage_of
+from agentops_ui.fault_summaries import faults_list
 from agentops_ui.store import AGENT, EVENT, FAULT, Store
-from agentops_ui.summaries import agent_detail, agents_overview, events_list, faults_list, stage_of
 
 NOW = 1_700_000_000.0
 
