@@ -7,16 +7,11 @@ Firestore WriteBatches of at most `max_batch` writes, paced by a token bucket of
 `max_writes_per_second`. While a document waits its turn, a newer version replaces it
 (coalescing), so a busy agent costs one write per turn, not one per status change.
 
-Document layout (`set()`, i.e. whole-document replace, so every write is idempotent
-and a re-send converges):
-
-    {collection}/{namespace}:{name}
-        the agent's state: the doc given to put_agent plus `namespace`, `name` and
-        `mirroredAt` (server timestamp); deleted by remove_agent.
-    {collection}/{namespace}:{name}/incidents/{incident_id}
-        one incident: the doc given to put_incident plus `namespace`, `name` (the
-        agent's), `incidentId` and `mirroredAt`; kept after the agent is removed
-        (history).
+The parts, by role: this module decides on the event loop what to send and when
+(pacing, backoff, outages, metrics); mirror_state.py holds the documents, their
+coalescing, memory bounds and the document layout in Firestore (pure, no I/O);
+token_bucket.py paces the writes; firestore_committer.py commits one batch in a worker
+thread (and says why a thread, and why a fresh client after every failure).
 
 Outages: a failed commit keeps its documents unsent (a newer put still wins), the
 next attempt waits an exponential backoff with jitter (0.5 s doubling to 30 s), and
@@ -31,28 +26,6 @@ reserved field name, an id with "/") is not retried forever: the batch it is in 
 sent again one document at a time, the culprit is dropped with an error in the log
 and counted in `stats.dropped`, the rest is written.
 
-Memory is bounded: at most `max_agents` agents (least recently updated
-dropped first) and the latest `max_incidents_per_agent` incidents per agent.
-
-Why the synchronous client in one dedicated thread rather than the async client:
-the thread keeps everything the client library does off the event loop - finding
-and refreshing credentials (google-auth is synchronous), creating channels, encoding
-up to 500 documents per batch - so none of it can stall the reconcile loop, which
-only awaits a future. Every commit carries a gRPC deadline (`commit_timeout`), so the
-thread is never stuck longer than that, also after run() is cancelled. The async
-client would save the thread but encode on the event loop and tie its channel to one
-loop. One thread is enough: commits are sequential by design (the rate is global).
-
-Why a fresh client after every failure: gRPC keeps a channel whose server went away
-in reconnect backoff (growing to 120 s), so after Firestore is back the old client
-keeps failing fast with "failed to connect to all addresses" (measured against the
-emulator: 5 s after a 40 s outage). A new client connects at once.
-
-Credentials: real Firestore uses Application Default Credentials (a Workload Identity
-service account in the cluster, `gcloud auth application-default login` on a laptop).
-With `FIRESTORE_EMULATOR_HOST=host:port` set, the client library talks to the
-emulator instead, with anonymous credentials.
-
 Metrics (on `registry`; a private registry if none is given):
 `agentops_firestore_writes_total{result="ok"|"error"}`,
 `agentops_firestore_pending_documents`, `agentops_firestore_outages_total`,
@@ -66,17 +39,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from agentops.backoff import Backoff
+from agentops_operator.firestore_committer import FirestoreClient, FirestoreCommitter
+from agentops_operator.mirror_state import DocKey, MirrorState, Write, doc_path
+from agentops_operator.token_bucket import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +62,6 @@ BACKOFF = Backoff(first_s=0.5, cap_s=30.0, jitter=(0.5, 1.0))
 # Longer than a healthy commit of 500 writes (well under a second), short enough that
 # a cancelled run() leaves its worker thread behind for only a few seconds.
 DEFAULT_COMMIT_TIMEOUT_S = 10.0
-# The loop stops waiting this long after the gRPC deadline, in case the thread is
-# stuck outside gRPC (e.g. looking up credentials); it is never given a second job then.
-THREAD_GRACE_S = 5.0
-RESEND_CHUNK = 500  # agents marked for re-sending between yields to the event loop
-
-DocKey = tuple[str, str, str | None]  # (namespace, agent name, incident id or None for the state doc)
-
-
-@dataclass(frozen=True)
-class Write:
-    key: DocKey
-    data: dict[str, Any] | None  # None: delete the document
 
 
 @dataclass(frozen=True)
@@ -117,141 +79,6 @@ class MirrorStats:
     last_error: str | None
 
 
-class TokenBucket:
-    """`rate` tokens per second, at most `capacity` saved up; time is passed in."""
-
-    def __init__(self, rate: float, capacity: float, now: float) -> None:
-        if rate <= 0 or capacity < 1:
-            raise ValueError(f"token bucket needs rate > 0 and capacity >= 1, got {rate=} {capacity=}")
-        self.rate, self.capacity = rate, capacity
-        self._tokens, self._at = capacity, now
-
-    def take(self, n: int, now: float) -> float:
-        """Take `n` tokens and return 0, or take nothing and return the seconds until there will be `n`."""
-        self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens >= n:
-            self._tokens -= n
-            return 0.0
-        return (n - self._tokens) / self.rate
-
-    def refund(self, n: int) -> None:
-        """Give back the tokens of writes that were not made (a failed commit)."""
-        self._tokens = min(self.capacity, self._tokens + n)
-
-
-def doc_path(key: DocKey) -> str:
-    """The document's path below the collection, for messages."""
-    namespace, name, incident_id = key
-    return f"{namespace}:{name}" if incident_id is None else f"{namespace}:{name}/incidents/{incident_id}"
-
-
-@dataclass
-class _Agent:
-    state: dict[str, Any] | None = None
-    removed: bool = False  # the state document is to be deleted
-    incidents: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
-
-
-class MirrorState:
-    """The last-known documents and which of them are unsent. No I/O, no clock."""
-
-    def __init__(self, *, max_agents: int, max_incidents_per_agent: int) -> None:
-        self.max_agents, self.max_incidents = max_agents, max_incidents_per_agent
-        self._agents: OrderedDict[tuple[str, str], _Agent] = OrderedDict()  # least recently updated first
-        self._pending: OrderedDict[DocKey, None] = OrderedDict()  # send order; an update keeps its place
-        self.dropped = 0
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def put_agent(self, namespace: str, name: str, doc: dict[str, Any]) -> None:
-        agent = self._touch(namespace, name)
-        agent.state, agent.removed = doc, False
-        self._pending[(namespace, name, None)] = None
-
-    def put_incident(self, namespace: str, name: str, incident_id: str, doc: dict[str, Any]) -> None:
-        agent = self._touch(namespace, name)
-        if incident_id not in agent.incidents and len(agent.incidents) >= self.max_incidents:
-            oldest, _ = agent.incidents.popitem(last=False)
-            self._forget((namespace, name, oldest))
-        agent.incidents[incident_id] = doc
-        agent.incidents.move_to_end(incident_id)
-        self._pending[(namespace, name, incident_id)] = None
-
-    def remove_agent(self, namespace: str, name: str) -> None:
-        agent = self._touch(namespace, name)
-        agent.state, agent.removed = None, True
-        self._pending[(namespace, name, None)] = None
-
-    def take(self, n: int) -> list[Write]:
-        """Remove up to `n` documents from the front of the unsent ones and return their writes."""
-        writes: list[Write] = []
-        while self._pending and len(writes) < n:
-            key, _ = self._pending.popitem(last=False)
-            write = self._write(key)
-            if write is not None:
-                writes.append(write)
-        return writes
-
-    def requeue(self, writes: list[Write]) -> None:
-        """Put the documents of a failed commit back at the front, unless a newer put already queued them."""
-        for w in reversed(writes):
-            if w.key not in self._pending and self._write(w.key) is not None:
-                self._pending[w.key] = None
-                self._pending.move_to_end(w.key, last=False)
-
-    def mark_all_unsent(self) -> Iterator[None]:
-        """Queue every known document again; yields every RESEND_CHUNK agents so the caller can let others run."""
-        for i, (namespace, name) in enumerate(list(self._agents)):
-            agent = self._agents.get((namespace, name))
-            if agent is None:  # evicted while we yielded
-                continue
-            if agent.state is not None or agent.removed:
-                self._pending[(namespace, name, None)] = None
-            for incident_id in agent.incidents:
-                self._pending[(namespace, name, incident_id)] = None
-            if i % RESEND_CHUNK == RESEND_CHUNK - 1:
-                yield
-
-    def _touch(self, namespace: str, name: str) -> _Agent:
-        key = (namespace, name)
-        agent = self._agents.get(key)
-        if agent is None:
-            if len(self._agents) >= self.max_agents:
-                (old_ns, old_name), old = self._agents.popitem(last=False)
-                self._forget((old_ns, old_name, None))
-                for incident_id in old.incidents:
-                    self._forget((old_ns, old_name, incident_id))
-            agent = self._agents[key] = _Agent()
-        else:
-            self._agents.move_to_end(key)
-        return agent
-
-    def _forget(self, key: DocKey) -> None:
-        if key in self._pending:
-            del self._pending[key]
-            self.dropped += 1
-
-    def _write(self, key: DocKey) -> Write | None:
-        namespace, name, incident_id = key
-        agent = self._agents.get((namespace, name))
-        if agent is None:
-            return None
-        if incident_id is None:
-            if agent.removed:
-                return Write(key, None)
-            if agent.state is None:
-                return None
-            return Write(key, {**agent.state, "namespace": namespace, "name": name, "mirroredAt": firestore.SERVER_TIMESTAMP})
-        doc = agent.incidents.get(incident_id)
-        if doc is None:
-            return None
-        return Write(key, {**doc, "namespace": namespace, "name": name, "incidentId": incident_id,
-                           "mirroredAt": firestore.SERVER_TIMESTAMP})
-
-
 class _Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.writes = Counter("agentops_firestore_writes_total", "Document writes to Firestore, by result.",
@@ -264,13 +91,6 @@ class _Metrics:
                                         "Time of one Firestore batch commit, failed ones included.",
                                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=registry)
 
-
-class FirestoreClient(Protocol):
-    """What the mirror calls on a Firestore client (google.cloud.firestore.Client); tests pass a fake."""
-
-    def batch(self) -> Any: ...
-    def collection(self, collection_path: str) -> Any: ...
-    def close(self) -> None: ...
 
 
 class FirestoreMirror:
@@ -303,17 +123,17 @@ class FirestoreMirror:
             raise ValueError(f"max_batch must be 1..{FIRESTORE_MAX_WRITES_PER_COMMIT}, got {max_batch}")
         if max_writes_per_second <= 0 or commit_timeout <= 0:
             raise ValueError(f"max_writes_per_second and commit_timeout must be > 0, got {max_writes_per_second}, {commit_timeout}")
-        self._collection = collection
-        self._rate, self._max_batch, self._commit_timeout = max_writes_per_second, max_batch, commit_timeout
-        self._client_factory = client_factory or (lambda: firestore.Client(project=project, database=database))
+        self._rate, self._max_batch = max_writes_per_second, max_batch
+        self._committer = FirestoreCommitter(
+            collection=collection, commit_timeout=commit_timeout,
+            client_factory=client_factory or (lambda: firestore.Client(project=project, database=database)),
+        )
         self._state = MirrorState(max_agents=max_agents, max_incidents_per_agent=max_incidents_per_agent)
         self._metrics = _Metrics(registry if registry is not None else CollectorRegistry())
         self._wake = asyncio.Event()  # set by every put
         self._progress = asyncio.Event()  # set after every commit attempt, for flush()
         self._in_flight = 0  # writes of the commit on the wire
         self._bucket: TokenBucket | None = None  # while run() runs
-        self._job: Future[list[tuple[DocKey, str]]] | None = None  # the worker thread's current commit
-        self._client: Any = None  # only touched in the worker thread
         self._isolate = 0  # writes still to be sent one per commit, to find one Firestore rejects
         self._failures = 0  # failed commits in a row
         self._outage_since: float | None = None
@@ -372,7 +192,7 @@ class FirestoreMirror:
         """Send unsent documents until cancelled."""
         loop = asyncio.get_running_loop()
         self._bucket = bucket = TokenBucket(self._rate, capacity=self._max_batch, now=loop.time())
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="firestore-mirror")
+        self._committer.start()
         try:
             while True:
                 if not self._state.pending:
@@ -384,19 +204,16 @@ class FirestoreMirror:
                 if wait > 0:
                     await asyncio.sleep(wait)  # more puts coalesce or join the batch meanwhile
                     continue
-                if not await self._send(executor, self._state.take(n)):
+                if not await self._send(self._state.take(n)):
                     await asyncio.sleep(BACKOFF.delay(self._failures))
         finally:
-            # Not waited for: the worker ends a commit in flight within its gRPC deadline,
-            # then closes the client and exits.
-            executor.submit(self._close_client)
-            executor.shutdown(wait=False)
+            self._committer.stop()  # not waited for: see FirestoreCommitter.stop
 
     def _queued(self) -> None:
         self._metrics.pending.set(self.pending)
         self._wake.set()
 
-    async def _send(self, executor: ThreadPoolExecutor, writes: list[Write]) -> bool:
+    async def _send(self, writes: list[Write]) -> bool:
         """Commit `writes`; False after a failure that calls for a backoff (the writes are queued again)."""
         if not writes:
             return True
@@ -405,7 +222,7 @@ class FirestoreMirror:
         self._in_flight = len(writes)
         error: Exception | None = None
         try:
-            rejected = await self._commit_in_worker(executor, writes)
+            rejected = await self._committer.commit(writes)
         except asyncio.CancelledError:
             self._state.requeue(writes)
             raise
@@ -426,13 +243,6 @@ class FirestoreMirror:
         self._metrics.pending.set(self.pending)
         self._progress.set()  # only now: failed writes are queued again, flush() must not see 0 before
         return ok
-
-    async def _commit_in_worker(self, executor: ThreadPoolExecutor, writes: list[Write]) -> list[tuple[DocKey, str]]:
-        if self._job is not None and not self._job.done():
-            # Never queue a second job behind a stuck one.
-            raise TimeoutError("the previous Firestore commit is still running in the worker thread")
-        self._job = executor.submit(self._commit, writes)
-        return await asyncio.wait_for(asyncio.wrap_future(self._job), self._commit_timeout + THREAD_GRACE_S)
 
     async def _succeeded(self, writes: list[Write], rejected: list[tuple[DocKey, str]]) -> None:
         for key, message in rejected:
@@ -487,51 +297,3 @@ class FirestoreMirror:
             # Failed writes cost Firestore nothing; retries are paced by the backoff.
             self._bucket.refund(len(writes))
         self._last_error = f"{type(error).__name__}: {error}"[:500]  # gRPC messages can carry whole debug strings
-
-    # --- the worker thread ---
-
-    def _commit(self, writes: list[Write]) -> list[tuple[DocKey, str]]:
-        """Commit one batch; return the writes that could not even be encoded (the rest were committed)."""
-        try:
-            if self._client is None:
-                self._client = self._client_factory()
-            batch = self._client.batch()
-            rejected: list[tuple[DocKey, str]] = []
-            for w in writes:
-                try:
-                    ref = self._ref(w.key)
-                    if w.data is None:
-                        batch.delete(ref)
-                    else:
-                        batch.set(ref, w.data)
-                except (TypeError, ValueError) as exc:  # a value Firestore cannot store, an id with "/"
-                    rejected.append((w.key, f"{type(exc).__name__}: {exc}"))
-            if len(rejected) < len(writes):
-                # retry=None: one attempt; the mirror's own backoff decides about the next.
-                batch.commit(retry=None, timeout=self._commit_timeout)
-            return rejected
-        except api_exceptions.InvalidArgument:
-            raise  # a bad document, not a bad connection
-        except BaseException:
-            self._close_client()  # the next commit gets a fresh channel (see the module docstring)
-            raise
-
-    def _ref(self, key: DocKey) -> Any:
-        if any("/" in part for part in key if part is not None):
-            # Firestore would take it as a deeper path and write somewhere else.
-            raise ValueError(f"a document id may not contain '/': {key}")
-        return self._client.collection(self._collection).document(doc_path(key))
-
-    def _close_client(self) -> None:
-        client, self._client = self._client, None
-        if client is None:
-            return
-        try:
-            client.close()
-            # Client.close() closes only its HTTP session; the gRPC channel would stay
-            # open until garbage collection, one more per outage.
-            api = getattr(client, "_firestore_api_internal", None)
-            if api is not None:
-                api.transport.close()
-        except Exception:  # closing is best-effort; the client is dropped either way
-            log.debug("Firestore mirror: closing the client failed", exc_info=True)

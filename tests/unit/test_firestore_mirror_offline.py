@@ -13,8 +13,10 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 
 from agentops.backoff import Backoff
-from agentops_operator import firestore_mirror
-from agentops_operator.firestore_mirror import BACKOFF, FirestoreMirror, MirrorState, TokenBucket, Write, doc_path
+from agentops_operator import firestore_mirror, mirror_state
+from agentops_operator.firestore_mirror import BACKOFF, FirestoreMirror
+from agentops_operator.mirror_state import MirrorState, Write, doc_path
+from agentops_operator.token_bucket import TokenBucket
 
 
 def test_token_bucket_starts_full_and_refills_at_its_rate_up_to_its_capacity() -> None:
@@ -143,7 +145,7 @@ def test_a_failed_write_of_a_forgotten_agent_is_not_requeued() -> None:
 
 
 def test_marking_all_unsent_covers_states_removals_and_incidents_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(firestore_mirror, "RESEND_CHUNK", 2)
+    monkeypatch.setattr(mirror_state, "RESEND_CHUNK", 2)
     s = state()
     s.put_agent("ns", "a", {})
     s.put_incident("ns", "a", "inc-1", {})
