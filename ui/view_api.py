@@ -1,6 +1,7 @@
 """`/api/...`: the JSON mirror of the pages, for scripts.
 
-Built from the same `summaries` records as the HTML, so the numbers match the pages.
+Built from the same records as the HTML (`agent_summaries`, `fault_summaries`,
+`event_summaries`), so the numbers match the pages.
 `<` is written as `\\u003c` (still the same JSON) so that even a client that sniffs a
 response as HTML finds no markup in it.
 """
