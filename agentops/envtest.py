@@ -19,15 +19,16 @@ Trade-offs, chosen on purpose:
   in principle grab one in between; on loopback in a test run that is rare enough.
 * Binaries come from ``KUBEBUILDER_ASSETS`` (the envtest convention) or are built once by
   ``hack/build-envtest.sh`` into a cache outside the repository.
+
+This module holds the process lifecycle (``ControlPlane``) and the ``agentops controlplane``
+command; finding or building the binaries is ``agentops.envtest_binaries``, minting the PKI
+and writing the admin kubeconfig is ``agentops.local_pki``.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
-import base64
-import datetime
-import ipaddress
 import logging
 import os
 import shutil
@@ -45,53 +46,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from agentops.config import DurationOption
+from agentops.envtest_binaries import EnvtestError, find_binaries
 from agentops.errors import ConfigError
+from agentops.local_pki import write_admin_kubeconfig, write_pki
 from agentops.processes import set_pdeathsig
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-BINARIES = ("etcd", "kube-apiserver", "kubectl")
-CONTEXT = "agentops-envtest"
 # kube-apiserver is ready in a few seconds here; a cold cache or a loaded CI machine takes longer.
 STARTUP_TIMEOUT_S = 60.0
-
-
-class EnvtestError(RuntimeError):
-    """The control plane could not be found, built or started."""
-
-
-def find_binaries() -> Path:
-    """Return a directory holding etcd, kube-apiserver and kubectl.
-
-    ``KUBEBUILDER_ASSETS`` wins if set (and is never "repaired" by building: a wrong path
-    should fail loudly, not silently trigger a long build). Otherwise the build script
-    finds or builds them and prints the directory as its last stdout line.
-    """
-    assets = os.environ.get("KUBEBUILDER_ASSETS")
-    if assets:
-        directory = Path(assets)
-        source = f"KUBEBUILDER_ASSETS={assets}"
-    else:
-        script = REPO_ROOT / "hack" / "build-envtest.sh"
-        # stderr is inherited so a cold build's progress shows up live.
-        proc = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, stderr=None, text=True)
-        lines = [line for line in proc.stdout.splitlines() if line.strip()]
-        if proc.returncode != 0 or not lines:
-            raise EnvtestError(f"{script} failed (exit {proc.returncode}); see its output above")
-        directory = Path(lines[-1].strip())
-        source = str(script)
-    missing = [b for b in BINARIES if not (directory / b).is_file() or not os.access(directory / b, os.X_OK)]
-    if missing:
-        raise EnvtestError(f"{source}: missing or not executable in {directory}: {', '.join(missing)}")
-    return directory
 
 
 def _free_ports(count: int) -> list[int]:
@@ -106,51 +70,6 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
-
-
-def _pem_key(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-
-
-def _pem_cert(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _issue(
-    subject: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Name,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool = False,
-    usage: x509.ObjectIdentifier | None = None,
-    sans: list[x509.GeneralName] | None = None,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        # Backdated a little so clock skew between us and the apiserver cannot bite.
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-    else:
-        builder = builder.add_extension(
-            x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True
-        )
-    if usage is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
 
 
 class ControlPlane:
@@ -212,7 +131,8 @@ class ControlPlane:
         try:
             etcd_port, peer_port, free_api_port = _free_ports(3)
             api_port = self.secure_port or free_api_port
-            self._write_pki()
+            pki = self.workdir / "pki"
+            write_pki(pki)
             self._spawn(
                 "etcd",
                 [
@@ -227,7 +147,6 @@ class ControlPlane:
                     "--unsafe-no-fsync",
                 ],
             )
-            pki = self.workdir / "pki"
             # kube-apiserver has no --log-file any more (klog flags were removed); logs go to stderr.
             self._spawn(
                 "kube-apiserver",
@@ -250,7 +169,8 @@ class ControlPlane:
                 ],
             )
             self.server = f"https://127.0.0.1:{api_port}"
-            self._write_kubeconfig()
+            self.kubeconfig = self.workdir / "kubeconfig"
+            write_admin_kubeconfig(pki, self.server, self.kubeconfig)
             self._wait_ready()
         except BaseException:
             self.stop()
@@ -297,71 +217,6 @@ class ControlPlane:
             preexec_fn=set_pdeathsig if threading.current_thread() is threading.main_thread() else None,
         )
         self._procs.append((name, proc, log_path))
-
-    def _write_pki(self) -> None:
-        assert self.workdir is not None
-        pki = self.workdir / "pki"
-        pki.mkdir()
-        # ECDSA P-256 for TLS: key generation is near-instant, unlike RSA.
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "agentops-envtest-ca")])
-        ca = _issue(ca_name, ca_key, ca_name, ca_key, ca=True)
-        srv_key = ec.generate_private_key(ec.SECP256R1())
-        sans: list[x509.GeneralName] = [
-            x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            # In-cluster names and the first service IP, for anything that dials the Service.
-            *(x509.DNSName(n) for n in ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                                         "kubernetes.default.svc.cluster.local")),
-            x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
-        ]
-        srv = _issue(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]), srv_key, ca_name,
-                     ca_key, usage=ExtendedKeyUsageOID.SERVER_AUTH, sans=sans)
-        adm_key = ec.generate_private_key(ec.SECP256R1())
-        adm_name = x509.Name([
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "agentops-admin"),
-        ])
-        adm = _issue(adm_name, adm_key, ca_name, ca_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
-        # Service-account token signing wants RSA (RS256 is what every consumer accepts).
-        sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        files = {
-            "ca.crt": _pem_cert(ca),
-            "apiserver.crt": _pem_cert(srv),
-            "apiserver.key": _pem_key(srv_key),
-            "admin.crt": _pem_cert(adm),
-            "admin.key": _pem_key(adm_key),
-            "sa.key": _pem_key(sa_key),
-            "sa.pub": sa_key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            ),
-        }
-        for name, data in files.items():
-            (pki / name).write_bytes(data)
-            (pki / name).chmod(0o600)
-
-    def _write_kubeconfig(self) -> None:
-        assert self.workdir is not None
-        pki = self.workdir / "pki"
-
-        def b64(name: str) -> str:
-            return base64.b64encode((pki / name).read_bytes()).decode()
-
-        # Embedded data makes the file self-contained (copyable, usable from any cwd).
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": CONTEXT, "cluster": {"server": self.server, "certificate-authority-data": b64("ca.crt")}}],
-            "users": [{"name": "agentops-admin",
-                       "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")}}],
-            "contexts": [{"name": CONTEXT,
-                          "context": {"cluster": CONTEXT, "user": "agentops-admin", "namespace": "default"}}],
-            "current-context": CONTEXT,
-            "preferences": {},
-        }
-        self.kubeconfig = self.workdir / "kubeconfig"
-        self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.kubeconfig.chmod(0o600)
 
     def _wait_ready(self) -> None:
         assert self.workdir is not None

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from agentops.envtest import ControlPlane, find_binaries
+from agentops.envtest import ControlPlane
+from agentops.envtest_binaries import find_binaries
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CRDS_DIR = REPO_ROOT / "crds"

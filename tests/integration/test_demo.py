@@ -20,7 +20,7 @@ import pytest
 import requests
 from operator_harness import free_port, wait_for
 
-from agentops.envtest import find_binaries
+from agentops.envtest_binaries import find_binaries
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -46,7 +46,8 @@ import pytest
 import yaml
 from kind_node import network
 
-from agentops.envtest import ControlPlane, find_binaries
+from agentops.envtest import ControlPlane
+from agentops.envtest_binaries import find_binaries
 from agentops.processes import set_pdeathsig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

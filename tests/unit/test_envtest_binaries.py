@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentops import envtest
+from agentops import envtest_binaries
 
 
 def _fake_bins(directory: Path, names: tuple[str, ...]) -> None:
@@ -22,25 +22,25 @@ def no_build(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
         raise AssertionError(f"build script must not run: {args}")
 
-    monkeypatch.setattr("agentops.envtest.subprocess.run", refuse)
+    monkeypatch.setattr("agentops.envtest_binaries.subprocess.run", refuse)
 
 
 def test_assets_directory_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_bins(tmp_path, ("etcd", "kube-apiserver", "kubectl"))
     monkeypatch.setenv("KUBEBUILDER_ASSETS", str(tmp_path))
-    assert envtest.find_binaries() == tmp_path
+    assert envtest_binaries.find_binaries() == tmp_path
 
 
 def test_missing_binary_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_bins(tmp_path, ("etcd", "kubectl"))
     monkeypatch.setenv("KUBEBUILDER_ASSETS", str(tmp_path))
-    with pytest.raises(envtest.EnvtestError, match=r"KUBEBUILDER_ASSETS=.*kube-apiserver"):
-        envtest.find_binaries()
+    with pytest.raises(envtest_binaries.EnvtestError, match=r"KUBEBUILDER_ASSETS=.*kube-apiserver"):
+        envtest_binaries.find_binaries()
 
 
 def test_non_executable_binary_is_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_bins(tmp_path, ("etcd", "kube-apiserver", "kubectl"))
     (tmp_path / "etcd").chmod(0o644)
     monkeypatch.setenv("KUBEBUILDER_ASSETS", str(tmp_path))
-    with pytest.raises(envtest.EnvtestError, match="etcd"):
-        envtest.find_binaries()
+    with pytest.raises(envtest_binaries.EnvtestError, match="etcd"):
+        envtest_binaries.find_binaries()
