@@ -26,7 +26,29 @@ from typing import Literal, NotRequired, Required, TypedDict
 ConditionStatus = Literal["True", "False", "Unknown"]
 AgentPhase = Literal["Unknown", "Healthy", "Degraded", "Unhealthy"]
 FaultPhase = Literal["Pending", "Active", "Expired", "Halted", "Aborted", "Failed"]
-FaultType = Literal["Latency", "Error", "Crash"]
+# Faults on the requests *into* an agent, enforced by the sidecar's proxy.
+TrafficFaultType = Literal["Latency", "Error", "Crash"]
+# Faults on the agent's own calls *out* to its model provider, enforced by the sidecar's
+# model gateway, each shaped as the provider sends it (agentops_sidecar.model_shapes).
+ModelFaultType = Literal[
+    "ModelRateLimit",  # 429, retryable, with the provider's retry-after hint
+    "ModelQuotaExhausted",  # 429 that must not be retried
+    "ModelOverloaded",  # 503 (Gemini, OpenAI), 529 (Anthropic)
+    "ModelServerError",  # 500
+    "ModelTimeout",  # no answer until the caller gives up (or model.delay)
+    "ModelSlowFirstToken",  # the answer's first byte held back by model.delay
+    "ModelSlowStream",  # model.delay between stream events
+    "ModelStreamStall",  # the stream stops after model.afterChunks events and hangs
+    "ModelStreamCut",  # the connection closes after model.afterChunks events, before the end marker
+    "ModelMalformedJson",  # a 200 whose JSON is cut short
+    "ModelCorruptToolArguments",  # tool-call arguments that do not parse (or do not fit their schema)
+    "ModelContextLength",  # 400: the prompt exceeds the model's context window
+    "ModelSafetyBlock",  # a 200 refusal: the provider's safety filter withheld the answer
+]
+FaultType = Literal[TrafficFaultType, ModelFaultType]
+ModelProvider = Literal["Gemini", "OpenAI", "Anthropic"]
+# OpenTelemetry's gen_ai.operation.name values for the calls a gateway tells apart.
+ModelOperation = Literal["chat", "generate_content", "text_completion", "embeddings", "count_tokens", "other"]
 RuntimeType = Literal["Kubernetes", "CloudRun", "Process", "None"]
 SelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
 HealingStateName = Literal["Idle", "Waiting", "Backoff", "Queued", "Restarting", "Verifying", "Stalled", "Disabled",
@@ -100,6 +122,7 @@ class HealthBlock(TypedDict, total=False):
     probeFailureThreshold: int
     latencyP95Ms: LatencyThresholds
     errorRate: ErrorRateThresholds
+    model: ModelHealthBlock
 
 
 class RestartBudget(TypedDict, total=False):
@@ -120,10 +143,43 @@ class HealingBlock(TypedDict, total=False):
     backoff: BackoffBlock
 
 
+class ModelPrice(TypedDict):
+    """What one model costs, in US dollars per million tokens, for the cost estimate."""
+
+    model: str
+    inputPerMillionTokens: float
+    outputPerMillionTokens: float
+
+
+class ModelsBlock(TypedDict, total=False):
+    """spec.models: the model providers the agent calls through its sidecar's gateway."""
+
+    providers: list[ModelProvider]
+    prices: list[ModelPrice]
+
+
+class TokenRateThresholds(TypedDict, total=False):
+    degraded: int  # tokens per minute
+    unhealthy: int
+
+
+class CostRateThresholds(TypedDict, total=False):
+    unhealthy: float  # US dollars per hour
+
+
+class ModelHealthBlock(TypedDict, total=False):
+    minCalls: int
+    errorRate: ErrorRateThresholds
+    timeToFirstTokenP95Ms: LatencyThresholds
+    tokensPerMinute: TokenRateThresholds
+    costPerHour: CostRateThresholds
+
+
 class AgentSpecBody(TypedDict, total=False):
     runtime: RuntimeBlock
     health: HealthBlock
     healing: HealingBlock
+    models: ModelsBlock
 
 
 class AgentMetrics(TypedDict, total=False):
@@ -134,6 +190,24 @@ class AgentMetrics(TypedDict, total=False):
     requests: int
     windowSeconds: float
     probeSuccessRatio: float
+
+
+class AgentModelMetrics(TypedDict, total=False):
+    """status.model: the agent's calls to its model providers over the health window."""
+
+    calls: int
+    errorRate: float
+    errors: dict[str, int]  # error type (agentops.wire.MODEL_ERROR_TYPES) → count
+    retries: int
+    streamsInterrupted: int
+    latencyP95Ms: float
+    timeToFirstTokenP95Ms: float
+    inputTokens: int
+    outputTokens: int
+    tokensPerMinute: float
+    costPerHourUsd: float
+    providers: list[ModelProvider]
+    windowSeconds: float
 
 
 class AgentTelemetry(TypedDict, total=False):
@@ -195,6 +269,7 @@ class AgentStatus(TypedDict, total=False):
     observedGeneration: int
     conditions: list[Condition]
     metrics: AgentMetrics
+    model: AgentModelMetrics
     telemetry: AgentTelemetry
     activeFaults: list[ActiveFaultStatus]
     activeFaultCount: int
@@ -225,6 +300,18 @@ class CrashParams(TypedDict, total=False):
     statusCode: int
 
 
+class ModelFaultParams(TypedDict, total=False):
+    """spec.model of a Model* fault: which model calls it hits, and its type's parameters."""
+
+    providers: list[ModelProvider]  # absent or empty: every provider
+    models: list[str]  # exact model names; absent or empty: every model
+    operations: list[ModelOperation]  # absent or empty: every operation
+    firstAttempts: int  # hit only attempts 1..N of each call; absent: every attempt
+    retryAfter: str  # ModelRateLimit, ModelOverloaded: the retry hint sent
+    delay: str  # ModelTimeout, ModelSlowFirstToken, ModelSlowStream, ModelStreamStall
+    afterChunks: int  # ModelStreamStall, ModelStreamCut: stream events passed before it strikes
+
+
 class FaultMatch(TypedDict, total=False):
     percentage: float
 
@@ -233,6 +320,8 @@ class StopConditionSpec(TypedDict, total=False):
     errorRateAbove: float
     latencyP95MsAbove: int
     unhealthyFor: str
+    modelErrorRateAbove: float
+    tokensPerMinuteAbove: int
 
 
 class FaultSpecBody(TypedDict, total=False):
@@ -241,6 +330,7 @@ class FaultSpecBody(TypedDict, total=False):
     latency: LatencyParams
     error: ErrorParams
     crash: CrashParams
+    model: ModelFaultParams
     match: FaultMatch
     duration: Required[str]
     stopConditions: list[StopConditionSpec]
@@ -268,3 +358,5 @@ DEFAULT_PERCENTAGE = 100.0  # spec.match.percentage: every request
 DEFAULT_JITTER_MS = 0  # spec.latency.jitterMs
 DEFAULT_ERROR_STATUS = 503  # spec.error.statusCode: Service Unavailable, what an overloaded agent answers
 DEFAULT_CRASH_STATUS = 503  # spec.crash.statusCode
+DEFAULT_RETRY_AFTER = "1s"  # spec.model.retryAfter of ModelRateLimit: a short hint, as providers send under load
+DEFAULT_AFTER_CHUNKS = 1  # spec.model.afterChunks: the stream breaks after its first event

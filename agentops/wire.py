@@ -20,9 +20,9 @@ a 10% step, so an interpolated quantile is within about 5% of the true value.
 from __future__ import annotations
 
 import math
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict, get_args
 
-from agentops.api_types import CrashParams, ErrorParams, FaultType, LatencyParams
+from agentops.api_types import CrashParams, ErrorParams, FaultType, LatencyParams, ModelFaultParams, ModelProvider
 from agentops.errors import InvalidField
 
 # Error classes a sidecar counts. 4xx answers are the caller's fault and do not count
@@ -43,6 +43,31 @@ MAX_BUCKETS = 512
 MAX_APPLIED_FAULTS = 256
 MAX_ID_LENGTH = 253
 MAX_ERROR_TEXT = 1024
+# Distinct (provider, model) pairs one report may carry; a gateway folds the rest into
+# model "other" so an agent cycling through model names cannot grow the operator's state.
+MAX_MODEL_SERIES = 32
+MAX_MODEL_NAME = 128
+MAX_TOKENS = 10**12
+
+# How a model call failed, as the gateway classifies the provider's answer. Every one
+# counts toward the agent's model error rate: the agent did not get a usable answer.
+MODEL_ERROR_TYPES = (
+    "rate_limit",  # 429 the caller may retry
+    "quota_exhausted",  # 429 it may not
+    "overloaded",  # 503, 529
+    "server_error",  # other 5xx
+    "timeout",  # no answer (or no next chunk) in time
+    "connection",  # the provider could not be reached, or closed the connection early
+    "context_length",  # 400: the prompt is too long
+    "safety_block",  # the answer was withheld by a safety filter
+    "malformed_response",  # a 2xx whose body or tool-call arguments do not parse
+    "stream_interrupted",  # a stream that ended before its end marker
+    "client_error",  # other 4xx (a bad key, a bad request)
+)
+MODEL_PROVIDERS: tuple[str, ...] = get_args(ModelProvider)
+# The NotRequired fields of TelemetryReport (string annotations hide them from
+# __required_keys__ at run time, so they are named here; test_wire checks the two agree).
+OPTIONAL_REPORT_FIELDS = frozenset({"model"})
 
 
 class AgentRef(TypedDict):
@@ -69,6 +94,26 @@ class ProbeSummary(TypedDict):
     starting: bool
 
 
+class ModelCallSummary(TypedDict):
+    """One window of an agent's calls to one model of one provider, through its gateway.
+
+    A call is one HTTP attempt; `retries` counts the attempts that repeated an earlier
+    one (same request within a short time, or the SDK's own retry header).
+    """
+
+    provider: ModelProvider
+    model: str  # as requested; "" when the request named none, "other" past MAX_MODEL_SERIES
+    calls: int
+    retries: int
+    errors: dict[str, int]  # MODEL_ERROR_TYPES → count
+    latencyMs: LatencyHistogram  # whole call, first byte sent to last byte received
+    firstChunkMs: LatencyHistogram  # to the first byte of the answer's body
+    inputTokens: int
+    outputTokens: int
+    streams: int
+    streamsInterrupted: int
+
+
 class TelemetryReport(TypedDict):
     agent: AgentRef
     sidecar: str  # identity of the reporting sidecar (pod name, host:pid)
@@ -79,6 +124,8 @@ class TelemetryReport(TypedDict):
     latencyMs: LatencyHistogram
     probes: ProbeSummary
     appliedFaults: list[str]  # uids of the faults the sidecar enforced in this window
+    # The agent's model calls through the gateway; absent from sidecars without one.
+    model: NotRequired[list[ModelCallSummary]]
 
 
 class FaultAssignment(TypedDict, total=False):
@@ -90,6 +137,7 @@ class FaultAssignment(TypedDict, total=False):
     latency: LatencyParams  # the Fault's spec block of its type, as written
     error: ErrorParams
     crash: CrashParams
+    model: ModelFaultParams
 
 
 class AssignmentSet(TypedDict):
@@ -150,7 +198,7 @@ def validate_report(payload: Any) -> TelemetryReport:
     unknown = sorted(set(body) - known)
     if unknown:
         raise InvalidField(unknown[0], f"unknown field; allowed fields are {', '.join(sorted(known))}")
-    for name in sorted(known):
+    for name in sorted(known - OPTIONAL_REPORT_FIELDS):
         if name not in body:
             raise InvalidField(name, "is required")
 
@@ -182,16 +230,7 @@ def validate_report(payload: Any) -> TelemetryReport:
     if sum(errors.values()) > requests:
         raise InvalidField("errors", f"count {sum(errors.values())} exceeds requests {requests}")
 
-    latency = _obj(body["latencyMs"], "latencyMs")
-    buckets_in = _obj(latency.get("buckets"), "latencyMs.buckets")
-    if len(buckets_in) > MAX_BUCKETS:
-        raise InvalidField("latencyMs.buckets", f"at most {MAX_BUCKETS} buckets are allowed")
-    buckets: dict[str, int] = {}
-    for key, value in buckets_in.items():
-        _bucket_bound(key, "latencyMs.buckets")
-        buckets[key] = _count(value, f"latencyMs.buckets.{key}")
-    if sum(buckets.values()) > requests:
-        raise InvalidField("latencyMs.buckets", f"counts add up to {sum(buckets.values())}, more than requests {requests}")
+    buckets = _histogram(body["latencyMs"], "latencyMs", requests, "requests")
 
     probes_in = _obj(body["probes"], "probes")
     last_error = probes_in.get("lastError")
@@ -215,7 +254,7 @@ def validate_report(payload: Any) -> TelemetryReport:
         raise InvalidField("appliedFaults", f"at most {MAX_APPLIED_FAULTS} entries are allowed")
     applied = [_str(uid, f"appliedFaults[{i}]") for i, uid in enumerate(applied_in)]
 
-    return TelemetryReport(
+    report = TelemetryReport(
         agent=agent_ref,
         sidecar=_str(body["sidecar"], "sidecar"),
         instance=instance_info,
@@ -226,6 +265,76 @@ def validate_report(payload: Any) -> TelemetryReport:
         probes=probes,
         appliedFaults=applied,
     )
+    if "model" in body:
+        report["model"] = _model_calls(body["model"])
+    return report
+
+
+def _histogram(value: Any, field: str, total: int, total_name: str) -> dict[str, int]:
+    latency = _obj(value, field)
+    buckets_in = _obj(latency.get("buckets"), f"{field}.buckets")
+    if len(buckets_in) > MAX_BUCKETS:
+        raise InvalidField(f"{field}.buckets", f"at most {MAX_BUCKETS} buckets are allowed")
+    buckets: dict[str, int] = {}
+    for key, count in buckets_in.items():
+        _bucket_bound(key, f"{field}.buckets")
+        buckets[key] = _count(count, f"{field}.buckets.{key}")
+    if sum(buckets.values()) > total:
+        raise InvalidField(f"{field}.buckets", f"counts add up to {sum(buckets.values())}, more than {total_name} {total}")
+    return buckets
+
+
+def _model_calls(value: Any) -> list[ModelCallSummary]:
+    if not isinstance(value, list):
+        raise InvalidField("model", "must be a list of per-model summaries")
+    if len(value) > MAX_MODEL_SERIES:
+        raise InvalidField("model", f"at most {MAX_MODEL_SERIES} entries are allowed")
+    known = set(ModelCallSummary.__annotations__)
+    out: list[ModelCallSummary] = []
+    seen: set[tuple[str, str]] = set()
+    for i, raw in enumerate(value):
+        where = f"model[{i}]"
+        entry = _obj(raw, where)
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            raise InvalidField(f"{where}.{unknown[0]}", f"unknown field; allowed fields are {', '.join(sorted(known))}")
+        provider = entry.get("provider")
+        if provider not in MODEL_PROVIDERS:
+            raise InvalidField(f"{where}.provider", f"must be one of {', '.join(MODEL_PROVIDERS)}")
+        model = entry.get("model", "")
+        if not isinstance(model, str) or len(model) > MAX_MODEL_NAME:
+            raise InvalidField(f"{where}.model", f"must be a string of at most {MAX_MODEL_NAME} characters")
+        if (provider, model) in seen:
+            raise InvalidField(where, f"a second entry for provider {provider} model {model!r}")
+        seen.add((provider, model))
+        calls = _count(entry.get("calls", 0), f"{where}.calls")
+        errors: dict[str, int] = {}
+        for kind, n in _obj(entry.get("errors", {}), f"{where}.errors").items():
+            if kind not in MODEL_ERROR_TYPES:
+                raise InvalidField(f"{where}.errors.{kind}", f"unknown error type; allowed: {', '.join(MODEL_ERROR_TYPES)}")
+            errors[kind] = _count(n, f"{where}.errors.{kind}")
+        if sum(errors.values()) > calls:
+            raise InvalidField(f"{where}.errors", f"count {sum(errors.values())} exceeds calls {calls}")
+        retries = _count(entry.get("retries", 0), f"{where}.retries")
+        streams = _count(entry.get("streams", 0), f"{where}.streams")
+        interrupted = _count(entry.get("streamsInterrupted", 0), f"{where}.streamsInterrupted")
+        for name, n, bound in (("retries", retries, calls), ("streams", streams, calls), ("streamsInterrupted", interrupted, streams)):
+            if n > bound:
+                raise InvalidField(f"{where}.{name}", f"{n} is more than {'streams' if name == 'streamsInterrupted' else 'calls'} {bound}")
+        tokens = {}
+        for name in ("inputTokens", "outputTokens"):
+            n = entry.get(name, 0)
+            if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_TOKENS:
+                raise InvalidField(f"{where}.{name}", f"must be an integer between 0 and {MAX_TOKENS}")
+            tokens[name] = n
+        out.append(ModelCallSummary(
+            provider=provider, model=model, calls=calls, retries=retries, errors=errors,
+            latencyMs=LatencyHistogram(buckets=_histogram(entry.get("latencyMs", {"buckets": {}}), f"{where}.latencyMs", calls, "calls")),
+            firstChunkMs=LatencyHistogram(buckets=_histogram(entry.get("firstChunkMs", {"buckets": {}}), f"{where}.firstChunkMs", calls, "calls")),
+            inputTokens=tokens["inputTokens"], outputTokens=tokens["outputTokens"],
+            streams=streams, streamsInterrupted=interrupted,
+        ))
+    return out
 
 
 def bucket_bound(key: str) -> float:

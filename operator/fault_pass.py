@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import cast
 
-from agentops.api_types import CrashParams, ErrorParams, LatencyParams
+from agentops.api_types import CrashParams, ErrorParams, LatencyParams, ModelFaultParams
 from agentops.wire import FaultAssignment
 from agentops_operator import fault_lifecycle
 from agentops_operator.assignments import AssignmentBoard
@@ -37,6 +37,8 @@ def assignment(rec: FaultRecord) -> FaultAssignment:
         item["latency"] = cast(LatencyParams, params)
     elif rec.spec.type == "Error":
         item["error"] = cast(ErrorParams, params)
+    elif rec.spec.type.startswith("Model"):
+        item["model"] = cast(ModelFaultParams, params)
     else:
         item["crash"] = cast(CrashParams, params)
     return item

@@ -59,6 +59,10 @@ def _seconds(block: dict[str, Any], name: str, default_s: float, where: str) -> 
     return parse_duration(block[name], f"{where}.{name}") if name in block else default_s
 
 
+def _optional_number(block: dict[str, Any], name: str) -> float | None:
+    return float(block[name]) if name in block else None
+
+
 @dataclass(frozen=True)
 class HealthThresholds:
     heartbeat_timeout_s: float = 30.0
@@ -69,12 +73,30 @@ class HealthThresholds:
     latency_p95_unhealthy_ms: float = 4000.0
     error_rate_degraded: float = 0.05
     error_rate_unhealthy: float = 0.25
+    # spec.health.model: the agent's calls to its model providers.
+    model_min_calls: int = 5
+    model_error_rate_degraded: float = 0.1
+    model_error_rate_unhealthy: float = 0.5
+    first_token_p95_degraded_ms: float = 5000.0
+    first_token_p95_unhealthy_ms: float = 20000.0
+    # The runaway guards are off unless set.
+    tokens_per_minute_degraded: float | None = None
+    tokens_per_minute_unhealthy: float | None = None
+    cost_per_hour_unhealthy: float | None = None
+    # spec.models.prices: model → (USD per million input tokens, per million output tokens).
+    prices: tuple[tuple[str, float, float], ...] = ()
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> HealthThresholds:
         health = spec.get("health") or {}
         latency = health.get("latencyP95Ms") or {}
         errors = health.get("errorRate") or {}
+        model = health.get("model") or {}
+        model_errors = model.get("errorRate") or {}
+        first_token = model.get("timeToFirstTokenP95Ms") or {}
+        burn = model.get("tokensPerMinute") or {}
+        cost = model.get("costPerHour") or {}
+        prices = ((spec.get("models") or {}).get("prices")) or ()
         d = cls()
         return cls(
             heartbeat_timeout_s=_seconds(health, "heartbeatTimeout", d.heartbeat_timeout_s, "spec.health"),
@@ -85,7 +107,24 @@ class HealthThresholds:
             latency_p95_unhealthy_ms=float(latency.get("unhealthy", d.latency_p95_unhealthy_ms)),
             error_rate_degraded=float(errors.get("degraded", d.error_rate_degraded)),
             error_rate_unhealthy=float(errors.get("unhealthy", d.error_rate_unhealthy)),
+            model_min_calls=int(model.get("minCalls", d.model_min_calls)),
+            model_error_rate_degraded=float(model_errors.get("degraded", d.model_error_rate_degraded)),
+            model_error_rate_unhealthy=float(model_errors.get("unhealthy", d.model_error_rate_unhealthy)),
+            first_token_p95_degraded_ms=float(first_token.get("degraded", d.first_token_p95_degraded_ms)),
+            first_token_p95_unhealthy_ms=float(first_token.get("unhealthy", d.first_token_p95_unhealthy_ms)),
+            tokens_per_minute_degraded=_optional_number(burn, "degraded"),
+            tokens_per_minute_unhealthy=_optional_number(burn, "unhealthy"),
+            cost_per_hour_unhealthy=_optional_number(cost, "unhealthy"),
+            prices=tuple(sorted((str(p["model"]), float(p["inputPerMillionTokens"]), float(p["outputPerMillionTokens"]))
+                                for p in prices)),
         )
+
+    def price(self, model: str) -> tuple[float, float] | None:
+        """USD per million (input, output) tokens of `model`, or None when it has no price."""
+        for name, per_input, per_output in self.prices:
+            if name == model:
+                return per_input, per_output
+        return None
 
 
 @dataclass(frozen=True)
@@ -124,17 +163,24 @@ class StopCondition:
     error_rate_above: float | None = None
     latency_p95_ms_above: float | None = None
     unhealthy_for_s: float | None = None
+    model_error_rate_above: float | None = None
+    tokens_per_minute_above: float | None = None
 
     @classmethod
     def from_spec(cls, raw: dict[str, Any], index: int) -> StopCondition:
         where = f"spec.stopConditions[{index}]"
         cond = cls(
-            error_rate_above=float(raw["errorRateAbove"]) if "errorRateAbove" in raw else None,
-            latency_p95_ms_above=float(raw["latencyP95MsAbove"]) if "latencyP95MsAbove" in raw else None,
+            error_rate_above=_optional_number(raw, "errorRateAbove"),
+            latency_p95_ms_above=_optional_number(raw, "latencyP95MsAbove"),
             unhealthy_for_s=parse_duration(raw["unhealthyFor"], f"{where}.unhealthyFor") if "unhealthyFor" in raw else None,
+            model_error_rate_above=_optional_number(raw, "modelErrorRateAbove"),
+            tokens_per_minute_above=_optional_number(raw, "tokensPerMinuteAbove"),
         )
-        if sum(v is not None for v in (cond.error_rate_above, cond.latency_p95_ms_above, cond.unhealthy_for_s)) != 1:
-            raise InvalidField(where, "must set exactly one of errorRateAbove, latencyP95MsAbove, unhealthyFor")
+        guards = (cond.error_rate_above, cond.latency_p95_ms_above, cond.unhealthy_for_s, cond.model_error_rate_above,
+                  cond.tokens_per_minute_above)
+        if sum(v is not None for v in guards) != 1:
+            raise InvalidField(where, "must set exactly one of errorRateAbove, latencyP95MsAbove, unhealthyFor, "
+                                      "modelErrorRateAbove, tokensPerMinuteAbove")
         return cond
 
 
@@ -177,6 +223,11 @@ class RuntimeSpec:
         return "nothing (runtime None: observe only)"
 
 
+def params_block(fault_type: str) -> str:
+    """The spec block holding a fault type's parameters: latency, error, crash or model."""
+    return "model" if fault_type.startswith("Model") else fault_type.lower()
+
+
 @dataclass(frozen=True)
 class FaultSpec:
     type: FaultType
@@ -200,7 +251,8 @@ class FaultSpec:
             percentage=float((spec.get("match") or {}).get("percentage", DEFAULT_PERCENTAGE)),
             target_agent=target.get("agent"),
             target_selector=LabelSelector.from_spec(selector, "spec.target.selector") if selector is not None else None,
-            # The type's own block (e.g. spec.latency), named as the type in lower case.
-            params=dict(spec.get(fault_type.lower()) or {}),
+            # The type's own block (e.g. spec.latency), named as the type in lower case;
+            # every Model* type shares spec.model.
+            params=dict(spec.get(params_block(fault_type)) or {}),
             stop_conditions=tuple(StopCondition.from_spec(c or {}, i) for i, c in enumerate(spec.get("stopConditions") or ())),
         )

@@ -89,6 +89,8 @@ def parse_fault(item: dict[str, Any], *, server_time: datetime, now: float) -> F
         raise BadAssignment("fault without uid or name")
     if kind not in FAULT_TYPES:
         raise BadAssignment(f"fault {name}: unknown type {kind!r}; this sidecar knows {', '.join(FAULT_TYPES)}")
+    if kind.startswith("Model"):
+        raise BadAssignment(f"fault {name}: {kind} strikes model calls, and this sidecar has no model gateway yet")
     remaining = (_time(item.get("expiresAt"), f"fault {name}: expiresAt") - server_time).total_seconds()
     percentage = _number(item, "percentage", f"fault {name}", DEFAULT_PERCENTAGE, 0, 100)
     common: dict[str, Any] = {"uid": uid, "name": name, "type": kind, "fraction": percentage / 100, "expires_at": now + remaining}

@@ -176,7 +176,9 @@ def test_every_crd_default_is_covered() -> None:
         "", ".runtime", ".runtime.type", ".runtime.cloudRun.rollbackOnFailure", ".health", ".health.heartbeatTimeout",
         ".health.window", ".health.minSamples", ".health.probeFailureThreshold", ".health.latencyP95Ms",
         ".health.latencyP95Ms.degraded", ".health.latencyP95Ms.unhealthy", ".health.errorRate", ".health.errorRate.degraded",
-        ".health.errorRate.unhealthy", ".healing", ".healing.enabled", ".healing.unhealthyFor", ".healing.verifyTimeout",
+        ".health.errorRate.unhealthy", ".health.model", ".health.model.minCalls", ".health.model.errorRate",
+        ".health.model.errorRate.degraded", ".health.model.errorRate.unhealthy", ".health.model.timeToFirstTokenP95Ms",
+        ".health.model.timeToFirstTokenP95Ms.degraded", ".health.model.timeToFirstTokenP95Ms.unhealthy", ".healing", ".healing.enabled", ".healing.unhealthyFor", ".healing.verifyTimeout",
         ".healing.budget", ".healing.budget.maxRestarts", ".healing.budget.window", ".healing.backoff",
         ".healing.backoff.initial", ".healing.backoff.max",
     ]

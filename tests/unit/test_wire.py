@@ -17,6 +17,9 @@ from agentops.wire import (
     MAX_BUCKETS,
     MAX_COUNT,
     MAX_ERROR_TEXT,
+    MAX_MODEL_SERIES,
+    MODEL_ERROR_TYPES,
+    OPTIONAL_REPORT_FIELDS,
     SERVER_ERROR_CLASSES,
     TelemetryReport,
     bucket_bound,
@@ -36,9 +39,22 @@ def report(**overrides: Any) -> dict[str, Any]:
         "latencyMs": {"buckets": {"100": 50, "250": 40, "1000": 8, "+Inf": 2}},
         "probes": {"ok": 4, "failed": 1, "consecutiveFailures": 0, "lastError": "connection refused", "starting": False},
         "appliedFaults": ["f-uid-1"],
+        "model": [model_entry()],
     }
     body.update(overrides)
     return body
+
+
+def model_entry(**overrides: Any) -> dict[str, Any]:
+    """One provider/model summary as a sidecar's gateway sends it."""
+    entry: dict[str, Any] = {
+        "provider": "OpenAI", "model": "gpt-4o-mini", "calls": 10, "retries": 2,
+        "errors": {"rate_limit": 3, "stream_interrupted": 1},
+        "latencyMs": {"buckets": {"250": 8, "1000": 2}}, "firstChunkMs": {"buckets": {"100": 10}},
+        "inputTokens": 1200, "outputTokens": 340, "streams": 4, "streamsInterrupted": 1,
+    }
+    entry.update(overrides)
+    return entry
 
 
 def test_valid_report_round_trips() -> None:
@@ -49,6 +65,43 @@ def test_valid_report_round_trips() -> None:
     assert raw == original  # the input is not mutated
     assert set(out) == set(TelemetryReport.__annotations__)
     assert isinstance(out["windowSeconds"], float)
+
+
+def test_optional_fields_are_the_typed_dicts_not_required_ones() -> None:
+    from typing import get_type_hints
+    hints = get_type_hints(TelemetryReport, include_extras=True)
+    optional = {name for name, hint in hints.items() if "NotRequired" in repr(hint)}
+    assert optional == OPTIONAL_REPORT_FIELDS
+    older = report()
+    del older["model"]
+    assert "model" not in validate_report(older)  # a sidecar without a gateway
+
+
+@pytest.mark.parametrize(("entry", "field", "says"), [
+    ({"provider": "Mistral"}, "model[0].provider", "Gemini, OpenAI, Anthropic"),
+    ({"errors": {"boom": 1}}, "model[0].errors.boom", "rate_limit"),
+    ({"errors": {"rate_limit": 11}}, "model[0].errors", "exceeds calls 10"),
+    ({"retries": 11}, "model[0].retries", "more than calls 10"),
+    ({"streamsInterrupted": 5}, "model[0].streamsInterrupted", "more than streams 4"),
+    ({"inputTokens": -1}, "model[0].inputTokens", "integer between"),
+    ({"model": "m" * 129}, "model[0].model", "at most 128"),
+    ({"latencyMs": {"buckets": {"10": 11}}}, "model[0].latencyMs.buckets", "more than calls 10"),
+    ({"firstChunkMs": {"buckets": {"x": 1}}}, "model[0].firstChunkMs.buckets", "not a number"),
+    ({"surprise": 1}, "model[0].surprise", "unknown field"),
+])
+def test_bad_model_summaries_name_the_field(entry: dict[str, Any], field: str, says: str) -> None:
+    with pytest.raises(InvalidField) as err:
+        validate_report(report(model=[model_entry(**entry)]))
+    assert err.value.field == field and says in str(err.value)
+
+
+def test_model_summaries_are_bounded_and_unique() -> None:
+    many = [model_entry(model=f"m{i}") for i in range(MAX_MODEL_SERIES + 1)]
+    with pytest.raises(InvalidField, match="at most 32"):
+        validate_report(report(model=many))
+    with pytest.raises(InvalidField, match="second entry"):
+        validate_report(report(model=[model_entry(), model_entry()]))
+    assert set(MODEL_ERROR_TYPES) >= {"rate_limit", "overloaded", "timeout", "safety_block"}
 
 
 def test_normalisation() -> None:
