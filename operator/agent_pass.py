@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from agentops.api_types import AgentMetrics, AgentStatus
+from agentops.api_types import AgentMetrics, AgentModelMetrics, AgentStatus
 from agentops.times import format_time
 from agentops_operator import agent_status, fault_lifecycle, healing_state, stop_conditions
 from agentops_operator.assignments import AssignmentBoard
@@ -55,7 +55,7 @@ class AgentPass:
         instances = summary.instances if summary else ()
         self.healing.heal(rec, assessment, instances, [f.name for f in faults], bool(summary and summary.requests >= th.min_samples),
                           wall, mono)
-        self._guard_faults(rec, assessment.metrics, wall, mono)
+        self._guard_faults(rec, assessment.metrics, assessment.model, wall, mono)
         last = self.telemetry.last_report_wall(key)
         wanted = agent_status.desired_status(
             rec.status, generation=rec.generation, assessment=assessment, faults=faults,
@@ -81,7 +81,8 @@ class AgentPass:
             self.writer.post_event(rec.ref, "Normal" if new == "Healthy" else "Warning", f"Agent{new}",
                                    f"{old} → {new}: {ready['message']}")
 
-    def _guard_faults(self, rec: AgentRecord, metrics: AgentMetrics, wall: datetime, mono: float) -> None:
+    def _guard_faults(self, rec: AgentRecord, metrics: AgentMetrics, model: AgentModelMetrics | None, wall: datetime,
+                      mono: float) -> None:
         """Ask each assigned fault whose stop condition tripped to abort; look again when one may trip."""
         key = rec.ref.key
         for fault in self.index.assigned_to(key):
@@ -89,7 +90,8 @@ class AgentPass:
                 continue
             why, recheck = stop_conditions.tripped(
                 fault.spec.stop_conditions, agent=key.name, metrics=metrics, min_samples=rec.thresholds.min_samples,
-                unhealthy_since=rec.healing.unhealthy_since, now=wall)
+                unhealthy_since=rec.healing.unhealthy_since, now=wall, model=model,
+                min_calls=rec.thresholds.model_min_calls)
             if why is not None:
                 self.faults.request_stop(fault.ref.key, fault_lifecycle.EarlyStop(fault_lifecycle.ABORTED, "StopConditionTripped", why))
             elif recheck is not None:

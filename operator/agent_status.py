@@ -80,6 +80,8 @@ def desired_status(
         activeFaultCount=len(faults),
         restartCount=int(previous.get("restartCount", 0)) if restart_count is None else restart_count,
     )
+    if assessment.model is not None:
+        status["model"] = assessment.model
     if healing is not None:
         status["healing"] = healing
     if incidents is not None:
@@ -109,4 +111,5 @@ def needs_write(previous: AgentStatus, wanted: AgentStatus, *, since_last_write:
         return True
     if since_last_write < heartbeat:
         return False
-    return previous.get("metrics") != wanted.get("metrics") or previous.get("telemetry") != wanted.get("telemetry")
+    return (previous.get("metrics") != wanted.get("metrics") or previous.get("model") != wanted.get("model")
+            or previous.get("telemetry") != wanted.get("telemetry"))

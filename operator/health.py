@@ -12,15 +12,18 @@ Rules, worst first (an agent is as sick as its worst symptom):
   connection failures; not 4xx) or p95 latency at or over the `unhealthy` threshold →
   Unhealthy; over `degraded` → Degraded. Fewer requests than that say too little to
   judge, so latency and errors are then not held against the agent.
+* the agent's own model calls (`model_health`): model error rate, time to first
+  token and the token/cost runaway guards, each with its own reason.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from agentops.api_types import AgentMetrics, AgentPhase, ConditionStatus
+from agentops.api_types import AgentMetrics, AgentModelMetrics, AgentPhase, ConditionStatus, ModelProvider
+from agentops_operator import model_health
+from agentops_operator.histograms import quantile
 from agentops_operator.resources import HealthThresholds
 
 UNKNOWN: AgentPhase = "Unknown"
@@ -48,6 +51,8 @@ class WindowSummary:
     applied_fault_uids: frozenset[str] = field(default_factory=frozenset)
     restarts: int = 0
     starting_reporters: int = 0  # instances that have not passed a probe yet (startup grace)
+    # The agent's model calls through its gateways, by (provider, model).
+    model: Mapping[tuple[ModelProvider, str], model_health.ModelSeries] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,30 +63,7 @@ class Assessment:
     telemetry_fresh: ConditionStatus
     telemetry_reason: str
     metrics: AgentMetrics = field(default_factory=lambda: AgentMetrics())
-
-
-def quantile(buckets: Mapping[float, int], q: float) -> float | None:
-    """The q-quantile of a histogram, interpolated linearly inside its bucket.
-
-    A value in the overflow bucket (+Inf) is reported as the last finite bound: we
-    know only that it is at least that.
-    """
-    total = sum(buckets.values())
-    if total <= 0:
-        return None
-    rank = q * total
-    seen = 0
-    lower = 0.0
-    finite = [b for b in buckets if math.isfinite(b)]
-    for bound in sorted(buckets):
-        count = buckets[bound]
-        if count and seen + count >= rank:
-            if not math.isfinite(bound):
-                return max(finite) if finite else lower
-            return lower + (bound - lower) * ((rank - seen) / count)
-        seen += count
-        lower = bound if math.isfinite(bound) else lower
-    return lower
+    model: AgentModelMetrics | None = None  # status.model; None: no model call in the window
 
 
 def _round(value: float, digits: int) -> float:
@@ -117,6 +99,7 @@ def assess(summary: WindowSummary | None, th: HealthThresholds) -> Assessment:
     if probes_total:
         metrics["probeSuccessRatio"] = _round(summary.probes_ok / probes_total, 4)
 
+    model = model_health.metrics(summary.model, summary.covered_seconds, th)
     findings: list[tuple[AgentPhase, str, str]] = []  # (phase, reason, message)
     failing = [n for n in summary.consecutive_probe_failures if n >= th.probe_failure_threshold]
     if failing and len(failing) == len(summary.consecutive_probe_failures):
@@ -133,12 +116,14 @@ def assess(summary: WindowSummary | None, th: HealthThresholds) -> Assessment:
             findings.append((UNHEALTHY, "LatencyHigh", f"p95 latency {p95:.0f}ms ≥ {th.latency_p95_unhealthy_ms:g}ms"))
         elif p95 is not None and p95 >= th.latency_p95_degraded_ms:
             findings.append((DEGRADED, "LatencyElevated", f"p95 latency {p95:.0f}ms ≥ {th.latency_p95_degraded_ms:g}ms"))
+    findings += model_health.findings(model, th)
 
     if not findings:
         note = "" if summary.requests >= th.min_samples else f" (only {summary.requests} requests in the window, fewer than minSamples {th.min_samples}: latency and errors not judged)"
-        return Assessment(HEALTHY, "WithinThresholds", "all health signals within thresholds" + note, "True", "ReportsArriving", metrics)
+        return Assessment(HEALTHY, "WithinThresholds", "all health signals within thresholds" + note, "True", "ReportsArriving",
+                          metrics, model)
 
     # Worst phase wins; its first finding names the reason, all findings the message.
     findings.sort(key=lambda f: -_SEVERITY[f[0]])
     phase, reason, _ = findings[0]
-    return Assessment(phase, reason, "; ".join(f[2] for f in findings), "True", "ReportsArriving", metrics)
+    return Assessment(phase, reason, "; ".join(f[2] for f in findings), "True", "ReportsArriving", metrics, model)

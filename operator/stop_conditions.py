@@ -4,14 +4,16 @@ A guard trips on the first target that crosses it. Error rate and latency are re
 from the target's current health metrics and judged only when its window holds
 `minSamples` requests — the same rule the health verdict follows, so a guard never
 fires on three unlucky requests. `unhealthyFor` reads the healing loop's record of
-how long the target has been Unhealthy without a break.
+how long the target has been Unhealthy without a break. The model guards read the
+target's status.model: its error rate once the window holds `minCalls` calls (the
+model health rule), its token burn always.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from agentops.api_types import AgentMetrics
+from agentops.api_types import AgentMetrics, AgentModelMetrics
 from agentops.times import format_time
 from agentops_operator.resources import StopCondition
 
@@ -24,9 +26,12 @@ def tripped(
     min_samples: int,
     unhealthy_since: datetime | None,
     now: datetime,
+    model: AgentModelMetrics | None = None,
+    min_calls: int = 1,
 ) -> tuple[str | None, datetime | None]:
     """(why the first tripped guard tripped, or None; when to look again with time alone)."""
     judged = int(metrics.get("requests", 0)) >= min_samples
+    calls = int((model or {}).get("calls", 0))
     recheck: datetime | None = None
     for i, c in enumerate(conditions):
         where = f"spec.stopConditions[{i}]"
@@ -42,4 +47,12 @@ def tripped(
                 return (f"{where} unhealthyFor {c.unhealthy_for_s:g}s tripped on agent {agent}: "
                         f"Unhealthy since {format_time(unhealthy_since)}"), None
             recheck = due if recheck is None else min(recheck, due)
+        if c.model_error_rate_above is not None and model is not None and calls >= min_calls \
+                and float(model.get("errorRate", 0.0)) > c.model_error_rate_above:
+            return (f"{where} modelErrorRateAbove {c.model_error_rate_above:g} tripped on agent {agent}: "
+                    f"model error rate {float(model['errorRate']):.3g} over {calls} calls"), None
+        if c.tokens_per_minute_above is not None and model is not None \
+                and float(model.get("tokensPerMinute", 0.0)) > c.tokens_per_minute_above:
+            return (f"{where} tokensPerMinuteAbove {c.tokens_per_minute_above:g} tripped on agent {agent}: "
+                    f"{float(model['tokensPerMinute']):,.0f} tokens/min"), None
     return None, recheck

@@ -15,7 +15,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agentops.wire import SERVER_ERROR_CLASSES, TelemetryReport, bucket_bound
+from agentops.wire import SERVER_ERROR_CLASSES, ModelCallSummary, TelemetryReport, bucket_bound
+from agentops_operator import model_health
 from agentops_operator.health import WindowSummary
 from agentops_operator.resources import Key
 
@@ -39,6 +40,7 @@ class _Entry:
     instance: str
     restarts: int
     applied: frozenset[str]
+    model: tuple[ModelCallSummary, ...] = ()
 
 
 @dataclass
@@ -92,6 +94,7 @@ class TelemetryStore:
                 instance=report["instance"]["id"],
                 restarts=report["instance"]["restarts"],
                 applied=frozenset(report["appliedFaults"]),
+                model=tuple(report.get("model", ())),
             )
         )
         windows.last_report_wall = wall
@@ -128,6 +131,7 @@ class TelemetryStore:
         consecutive: list[int] = []
         starting = 0
         applied: set[str] = set()
+        model: list[ModelCallSummary] = []
         for sidecar in list(windows.reporters):
             entries = windows.reporters[sidecar].entries
             if entries:
@@ -152,6 +156,7 @@ class TelemetryStore:
                 ok += e.probes_ok
                 failed += e.probes_failed
                 reporter_covered += e.window_s
+                model += e.model
                 for bound, count in e.buckets.items():
                     buckets[bound] = buckets.get(bound, 0) + count
             covered = max(covered, min(reporter_covered, window_s))
@@ -174,4 +179,5 @@ class TelemetryStore:
             probes_failed=failed,
             applied_fault_uids=frozenset(applied),
             restarts=restarts,
+            model=model_health.merge(model),
         )

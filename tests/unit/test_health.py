@@ -17,8 +17,8 @@ from agentops_operator.health import (
     UNKNOWN,
     WindowSummary,
     assess,
-    quantile,
 )
+from agentops_operator.histograms import quantile
 from agentops_operator.resources import HealthThresholds, Key
 from agentops_operator.telemetry_store import TelemetryStore
 
