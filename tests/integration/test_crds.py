@@ -33,6 +33,14 @@ def agent(name: str = "chat", **spec: Any) -> Manifest:
     return {"apiVersion": API_VERSION, "kind": "Agent", "metadata": {"name": name}, "spec": spec}
 
 
+def model_fault(name: str = "limited-chat", **spec: Any) -> Manifest:
+    """A fault on the agent's model calls: a rate limit on its OpenAI chat calls."""
+    m = fault(name, type="ModelRateLimit", model={"providers": ["OpenAI"], "operations": ["chat"], "retryAfter": "2s"})
+    del m["spec"]["latency"]
+    m["spec"].update(spec)
+    return m
+
+
 def fault(name: str = "slow-chat", **spec: Any) -> Manifest:
     body: Manifest = {
         "target": {"agent": "chat"},
@@ -143,8 +151,11 @@ def test_agent_defaults_are_applied(cluster: Cluster, crds: list[str], namespace
     spec = get_json(cluster, namespace, "agent/chat")["spec"]
     # Every field is filled in by the API server ...
     assert set(spec["runtime"]) == {"type"}
-    assert set(spec["health"]) == {"heartbeatTimeout", "window", "minSamples", "probeFailureThreshold", "latencyP95Ms", "errorRate"}
+    assert set(spec["health"]) == {"heartbeatTimeout", "window", "minSamples", "probeFailureThreshold", "latencyP95Ms", "errorRate",
+                                   "model"}
     assert set(spec["health"]["latencyP95Ms"]) == set(spec["health"]["errorRate"]) == {"degraded", "unhealthy"}
+    # The runaway guards are off unless set: no default fills them in.
+    assert set(spec["health"]["model"]) == {"minCalls", "errorRate", "timeToFirstTokenP95Ms"}
     assert set(spec["healing"]) == {"enabled", "unhealthyFor", "verifyTimeout", "budget", "backoff"}
     # ... with the values the operator assumes for a spec without them (the code states each default once).
     assert HealthThresholds.from_spec(spec) == HealthThresholds()
@@ -210,6 +221,23 @@ def test_fault_with_selector_target_gets_defaults(cluster: Cluster, crds: list[s
     assert "latency" not in spec
 
 
+def test_model_faults_are_accepted_and_keep_their_block(cluster: Cluster, crds: list[str], namespace: str) -> None:
+    apply(cluster, namespace, model_fault(stopConditions=[{"tokensPerMinuteAbove": 50000}, {"modelErrorRateAbove": 0.9}]))
+    apply(cluster, namespace, model_fault("cut-stream", type="ModelStreamCut", model={"afterChunks": 3, "firstAttempts": 1}))
+    apply(cluster, namespace, model_fault("slow-first", type="ModelSlowFirstToken", model={"delay": "3s", "models": ["gpt-4o-mini"]}))
+    spec = get_json(cluster, namespace, "fault/limited-chat")["spec"]
+    assert spec["model"] == {"providers": ["OpenAI"], "operations": ["chat"], "retryAfter": "2s"}  # no defaults added
+    assert spec["match"] == {"percentage": 100}
+    assert get_json(cluster, namespace, "fault/cut-stream")["spec"]["model"] == {"afterChunks": 3, "firstAttempts": 1}
+    apply(cluster, namespace, agent("priced", models={"providers": ["OpenAI", "Gemini"], "prices": [
+        {"model": "gpt-4o-mini", "inputPerMillionTokens": 0.15, "outputPerMillionTokens": 0.6}]},
+        health={"model": {"tokensPerMinute": {"unhealthy": 100000}}}))
+    health = get_json(cluster, namespace, "agent/priced")["spec"]["health"]["model"]
+    th = HealthThresholds.from_spec(get_json(cluster, namespace, "agent/priced")["spec"])
+    assert health["minCalls"] == th.model_min_calls and th.tokens_per_minute_unhealthy == 100000
+    assert th.price("gpt-4o-mini") == (0.15, 0.6)
+
+
 def test_crash_fault_defaults(cluster: Cluster, crds: list[str], namespace: str) -> None:
     manifest = fault("crash-chat", type="Crash", crash={})
     del manifest["spec"]["latency"]
@@ -231,6 +259,9 @@ def test_printer_columns(cluster: Cluster, crds: list[str], namespace: str) -> N
 
     agents = cluster.kubectl("get", "agents", "-n", namespace).stdout
     assert _header(agents) == ["NAME", "PHASE", "READY", "P95(MS)", "ERRORRATE", "FAULTS", "RESTARTS", "AGE"]
+    wide = cluster.kubectl("get", "agents", "-n", namespace, "-o", "wide").stdout
+    assert _header(wide) == ["NAME", "PHASE", "READY", "P95(MS)", "ERRORRATE", "MODELERR", "TOK/MIN", "FAULTS", "RESTARTS",
+                             "AGE"]
     faults = cluster.kubectl("get", "faults", "-n", namespace).stdout
     assert _header(faults) == ["NAME", "TYPE", "TARGET", "PHASE", "EXPIRES", "AGE"]
 
@@ -264,6 +295,10 @@ def test_operator_status_is_accepted_and_shown(cluster: Cluster, crds: list[str]
         ],
         "metrics": {"latencyP50Ms": 600.5, "latencyP95Ms": 1250.5, "errorRate": 0.02, "requestRate": 3.5,
                     "requests": 210, "windowSeconds": 60, "probeSuccessRatio": 1},
+        "model": {"calls": 40, "errorRate": 0.25, "errors": {"rate_limit": 8, "stream_interrupted": 2}, "retries": 6,
+                  "streamsInterrupted": 2, "latencyP95Ms": 2100.5, "timeToFirstTokenP95Ms": 420.0, "inputTokens": 9000,
+                  "outputTokens": 1500, "tokensPerMinute": 10500, "costPerHourUsd": 0.19, "providers": ["OpenAI"],
+                  "windowSeconds": 60},
         "telemetry": {"lastReportTime": stamp, "reporters": 1, "instances": ["chat-7d9f-abc"]},
         "activeFaults": [{"name": "slow-chat", "type": "Latency", "expiresAt": expires, "applied": True}],
         "activeFaultCount": 1,
@@ -282,6 +317,8 @@ def test_operator_status_is_accepted_and_shown(cluster: Cluster, crds: list[str]
 
     row = cluster.kubectl("get", "agent", "chat", "-n", namespace, "--no-headers").stdout.split()
     assert row[:7] == ["chat", "Degraded", "True", "1250.5", "0.02", "1", "2"]
+    row = cluster.kubectl("get", "agent", "chat", "-n", namespace, "--no-headers", "-o", "wide").stdout.split()
+    assert row[:9] == ["chat", "Degraded", "True", "1250.5", "0.02", "0.25", "10500", "1", "2"]
     row = cluster.kubectl("get", "fault", "slow-chat", "-n", namespace, "--no-headers").stdout.split()
     # Expires is a string column: a date column would print a future time as <invalid>.
     assert row[:5] == ["slow-chat", "Latency", "chat", "Active", expires]
@@ -361,6 +398,38 @@ INVALID = [
     ("fault-error-status-200", fault,
      _both(_set("Error", "spec", "type"), _without("spec", "latency"), _set({"statusCode": 200}, "spec", "error")),
      "spec.error.statusCode"),
+    ("model-fault-without-model", model_fault, _without("spec", "model"),
+     "spec.model is required when spec.type is a Model type"),
+    ("model-block-on-latency", fault, _set({}, "spec", "model"),
+     "spec.model is only allowed when spec.type is a Model type"),
+    ("model-retry-after-on-server-error", model_fault, _set("ModelServerError", "spec", "type"),
+     "spec.model.retryAfter is only allowed when spec.type is ModelRateLimit or ModelOverloaded"),
+    ("model-slow-stream-without-delay", model_fault,
+     _both(_set("ModelSlowStream", "spec", "type"), _set({}, "spec", "model")),
+     "spec.model.delay is required when spec.type is ModelSlowFirstToken or ModelSlowStream"),
+    ("model-delay-on-rate-limit", model_fault, _set("1s", "spec", "model", "delay"),
+     "spec.model.delay is only allowed when spec.type is ModelTimeout"),
+    ("model-after-chunks-on-timeout", model_fault,
+     _both(_set("ModelTimeout", "spec", "type"), _set({"afterChunks": 2}, "spec", "model")),
+     "spec.model.afterChunks is only allowed when spec.type is ModelStreamStall or ModelStreamCut"),
+    ("model-unknown-provider", model_fault, _set(["Mistral"], "spec", "model", "providers"),
+     'spec.model.providers[0]: Unsupported value: "Mistral"'),
+    ("model-first-attempts-zero", model_fault, _set(0, "spec", "model", "firstAttempts"),
+     "spec.model.firstAttempts"),
+    ("model-retry-after-2h", model_fault, _set("2h", "spec", "model", "retryAfter"),
+     "spec.model.retryAfter must be between 1ms and 1h"),
+    ("model-two-guards", model_fault,
+     _set([{"modelErrorRateAbove": 0.5, "tokensPerMinuteAbove": 1000}], "spec", "stopConditions"),
+     "each spec.stopConditions entry must set exactly one of"),
+    ("agent-model-error-rate-inverted", agent,
+     _set({"model": {"errorRate": {"degraded": 0.9, "unhealthy": 0.2}}}, "spec", "health"),
+     "spec.health.model.errorRate.degraded must be less than or equal to spec.health.model.errorRate.unhealthy"),
+    ("agent-token-burn-inverted", agent,
+     _set({"model": {"tokensPerMinute": {"degraded": 9000, "unhealthy": 100}}}, "spec", "health"),
+     "spec.health.model.tokensPerMinute.degraded must be less than or equal to"),
+    ("agent-price-without-output", agent,
+     _set({"prices": [{"model": "gpt-4o-mini", "inputPerMillionTokens": 0.15}]}, "spec", "models"),
+     "spec.models.prices[0].outputPerMillionTokens: Required value"),
     ("agent-kubernetes-without-deployment", agent, _set({"type": "Kubernetes"}, "spec", "runtime"),
      "spec.runtime.deployment is required when spec.runtime.type is Kubernetes"),
     ("agent-deployment-on-process", agent,
