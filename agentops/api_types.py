@@ -54,6 +54,9 @@ SelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
 HealingStateName = Literal["Idle", "Waiting", "Backoff", "Queued", "Restarting", "Verifying", "Stalled", "Disabled",
                            "ObserveOnly"]
 RestartRequestKind = Literal["ManualRecover", "ManualRestart"]
+# What healing does about an agent that is Unhealthy for TokenBurn (spec.healing.onTokenBurn).
+TokenBurnAction = Literal["Restart", "ScaleToZero"]
+HealingActionType = Literal["Restart", "ScaleToZero"]
 IncidentTrigger = Literal["Unhealthy", "ManualRecover", "ManualRestart"]
 IncidentState = Literal["Open", "Recovered", "Healed", "Escalated", "Observed"]
 
@@ -141,6 +144,7 @@ class HealingBlock(TypedDict, total=False):
     verifyTimeout: str
     budget: RestartBudget
     backoff: BackoffBlock
+    onTokenBurn: TokenBurnAction
 
 
 class ModelPrice(TypedDict):
@@ -241,10 +245,11 @@ class HealingRecord(TypedDict, total=False):
     pendingRequest: RestartRequestKind
     stalledReason: str
     incidentSeq: int
+    action: HealingActionType  # what the runtime call in flight does (absent: Restart)
 
 
 class IncidentAction(TypedDict, total=False):
-    type: Literal["Restart"]
+    type: HealingActionType
     startedAt: str
     finishedAt: str
     result: str

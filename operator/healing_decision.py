@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from agentops.times import format_time
-from agentops.api_types import Incident, IncidentState, IncidentTrigger
+from agentops.api_types import HealingActionType, Incident, IncidentState, IncidentTrigger
 
 from agentops_operator import incidents as inc
 from agentops_operator.fault_lifecycle import EventSpec
@@ -42,7 +42,8 @@ class Observation:
 @dataclass(frozen=True)
 class Restart:
     token: str
-    trigger: str  # Unhealthy | ManualRecover | ManualRestart
+    trigger: str  # Unhealthy | ManualRecover | ManualRestart | TokenBurn
+    action: HealingActionType = "Restart"  # or ScaleToZero: stop a runaway agent's spend
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from agentops.api_types import HealingActionType
 from agentops.times import parse_time
 from agentops_operator import fault_lifecycle, healing_decision, healing_policy, healing_state
 from agentops_operator.conditions import find
@@ -39,6 +40,7 @@ class HealingEffects:
         obs = healing_decision.Observation(assessment.phase, assessment.reason, assessment.message, instances, tuple(faults),
                                          not_healthy_since, judged)
         outcome, rec.outcome = rec.outcome, None
+        answered = rec.healing.action or "Restart"  # what `outcome` answers, if anything
         decision = healing_policy.step(
             rec.healing, rec.incidents, policy=rec.policy, runtime_type=rec.runtime.type, runtime_name=rec.runtime.describe(),
             obs=obs, now=wall, slot_free=self.slots.free_for(key), outcome=outcome,
@@ -55,7 +57,8 @@ class HealingEffects:
             self.metrics.restarts.labels(runtime=runtime, result=decision.restart_result).inc()
         if decision.incident_ended:
             self.metrics.incidents.labels(state=decision.incident_ended).inc()
-        if outcome is not None and outcome.ok:
+        if outcome is not None and outcome.ok and answered == "Restart":
+            # A restart cures Crash faults (a scale to zero cures nothing: it ends in Stalled).
             for fault in self.index.assigned_to(key):
                 if fault.spec is not None and fault.spec.type == "Crash":
                     self.faults.cure(fault.ref.key, key.name)
@@ -73,13 +76,14 @@ class HealingEffects:
         if decision.next_check is not None:
             self.queue.schedule_at("agent", key, decision.next_check, wall, mono)
         if decision.restart is not None:
-            rec.restart_count += 1
-            self.metrics.restarts.labels(runtime=runtime, result="Started").inc()
-            self._start_restart(rec, decision.restart.token)
+            if decision.restart.action == "Restart":
+                rec.restart_count += 1
+                self.metrics.restarts.labels(runtime=runtime, result="Started").inc()
+            self._start_restart(rec, decision.restart.token, decision.restart.action)
 
-    def _start_restart(self, rec: AgentRecord, token: str) -> None:
+    def _start_restart(self, rec: AgentRecord, token: str, action: HealingActionType) -> None:
         key = rec.ref.key
-        if rec.runtime.type == "Process":
+        if rec.runtime.type == "Process" and action == "Restart":
             # The sidecar restarts the process it supervises when the restart token in
             # its assignment changes: publishing it is the whole action.
             self.faults.publish(key)
@@ -89,7 +93,7 @@ class HealingEffects:
             rec.outcome = RestartOutcome.failed("RuntimeUnavailable", "this operator runs without runtime backends", retryable=False)
             self.queue.mark("agent", key)
         else:
-            self.restarts.submit(rec.ref, rec.runtime, token)
+            self.restarts.submit(rec.ref, rec.runtime, token, action)
 
     def finished(self, rec: AgentRecord, token: str, outcome: RestartOutcome) -> None:
         """A runtime's answer (from the RestartRunner, on the loop)."""

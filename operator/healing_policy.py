@@ -25,6 +25,9 @@ did not. So, per agent:
   (the recover/restart annotations, which bypass the budget and the backoff).
 * The cluster-wide concurrency limit is the caller's (`slot_free`): a restart that
   would exceed it waits in Queued.
+* **A runaway agent** (Unhealthy for TokenBurn) with `onTokenBurn: ScaleToZero` is not
+  restarted: after `unhealthyFor` its Deployment is scaled to zero and healing
+  escalates at once — spending more on restarts is not a cure for a spending loop.
 
 The state it reads and writes is in `healing_state`; what goes in and comes out (and the
 draft a step fills) in `healing_decision`.
@@ -51,6 +54,7 @@ from agentops_operator.resources import HealingPolicy
 from agentops_operator.runtimes import RestartOutcome
 
 MAX_LEDGER = 100  # the budget allows at most 100 restarts per window
+TOKEN_BURN = "TokenBurn"  # the health reason of a runaway agent (model_health)
 
 
 def _ledger(state: HealingState, policy: HealingPolicy, now: datetime) -> tuple[datetime, ...]:
@@ -152,6 +156,10 @@ def step(
         s.check_at(due)
         return s.freeze()
 
+    if obs.reason == TOKEN_BURN and policy.on_token_burn == "ScaleToZero":
+        _scale_to_zero(s, obs, runtime_type, runtime_name)
+        return s.freeze()
+
     used = len(s.state.restarts)
     if used >= policy.max_restarts:
         _escalate(s, "RestartBudgetExhausted",
@@ -203,7 +211,7 @@ def _begin_restart(s: DecisionDraft, obs: Observation, trigger: str, runtime_nam
     incident = inc.current(s.incidents)
     attempt = len(incident.get("actions", ())) + 1 if incident is not None else 1
     token = f"inc-{s.state.incident_seq}-{attempt}-{int(s.now.timestamp())}"
-    s.set(state=RESTARTING, restart_token=token, instances_before=obs.instances, next_restart=None, verify_deadline=None,
+    s.set(state=RESTARTING, action=None, restart_token=token, instances_before=obs.instances, next_restart=None, verify_deadline=None,
           restarts=(s.state.restarts + (s.now,))[-MAX_LEDGER:] if automatic else s.state.restarts,
           message=f"restarting {runtime_name}: {why}")
     s.incidents = inc.add_action(s.incidents, started_at=s.stamp, message=why)
@@ -211,7 +219,40 @@ def _begin_restart(s: DecisionDraft, obs: Observation, trigger: str, runtime_nam
     s.event("Normal", "RestartStarted", f"restarting {runtime_name}: {why}")
 
 
+def _scale_to_zero(s: DecisionDraft, obs: Observation, runtime_type: str, runtime_name: str) -> None:
+    """Stop a runaway agent's spend (spec.healing.onTokenBurn: ScaleToZero), then leave it to a human.
+
+    No restart slot is waited for: the cluster-wide limit guards capacity against a
+    restart storm, and scaling down frees capacity rather than taking it."""
+    why = f"Unhealthy (TokenBurn): {obs.message}"
+    if runtime_type != "Kubernetes":
+        _escalate(s, "ScaleToZeroUnsupported",
+                  f"{why}; spec.healing.onTokenBurn is ScaleToZero, but {runtime_name} cannot be scaled to zero by the "
+                  f"operator (runtime Kubernetes only): stop it by hand")
+        return
+    token = f"stop-{s.state.incident_seq}-{int(s.now.timestamp())}"
+    s.set(state=RESTARTING, action="ScaleToZero", restart_token=token, next_restart=None, verify_deadline=None,
+          message=f"scaling {runtime_name} to zero replicas: {why}")
+    s.incidents = inc.add_action(s.incidents, started_at=s.stamp, message=why, kind="ScaleToZero")
+    s.restart = Restart(token, TOKEN_BURN, "ScaleToZero")
+    s.event("Warning", "ScaleToZeroStarted", f"scaling {runtime_name} to zero replicas: {why}")
+
+
+def _scaled_to_zero(s: DecisionDraft, outcome: RestartOutcome, runtime_name: str) -> None:
+    s.set(action=None)
+    if outcome.ok:
+        s.incidents = inc.finish_action(s.incidents, finished_at=s.stamp, result="ScaledToZero", message=outcome.message)
+        _escalate(s, TOKEN_BURN, f"{outcome.message} to stop its token burn; scale it up again once the cause is fixed "
+                                 f"(automatic healing resumes when it is Healthy)")
+        return
+    s.incidents = inc.finish_action(s.incidents, finished_at=s.stamp, result=outcome.reason, message=outcome.message)
+    _escalate(s, outcome.reason, f"scaling {runtime_name} to zero to stop its token burn failed: {outcome.message}")
+
+
 def _runtime_answered(s: DecisionDraft, policy: HealingPolicy, outcome: RestartOutcome, runtime_name: str) -> None:
+    if s.state.action == "ScaleToZero":
+        _scaled_to_zero(s, outcome, runtime_name)
+        return
     if outcome.ok:
         deadline = s.now + timedelta(seconds=policy.verify_timeout_s)
         s.set(state=VERIFYING, verify_deadline=deadline,

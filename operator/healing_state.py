@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agentops.times import format_time, parse_time
-from agentops.api_types import HealingRecord, HealingStateName, RestartRequestKind
+from agentops.api_types import HealingActionType, HealingRecord, HealingStateName, RestartRequestKind
 
 from agentops_operator.conditions import ConditionSpec
 
@@ -57,6 +57,7 @@ class HealingState:
     pending_request: RestartRequestKind | None = None  # a manual request waiting for a slot
     incident_seq: int = 0
     stalled_reason: str | None = None
+    action: HealingActionType | None = None  # the runtime call in flight, when it is not a plain restart
 
     @classmethod
     def from_status(cls, raw: HealingRecord | None) -> HealingState:
@@ -75,6 +76,7 @@ class HealingState:
             pending_request=raw.get("pendingRequest"),
             incident_seq=int(raw.get("incidentSeq") or 0),
             stalled_reason=raw.get("stalledReason"),
+            action=raw.get("action"),
         )
 
     def to_status(self) -> HealingRecord:
@@ -90,6 +92,7 @@ class HealingState:
             "handledRecover": self.handled_recover,
             "pendingRequest": self.pending_request,
             "stalledReason": self.stalled_reason,
+            "action": self.action,
         }
         out.update({k: v for k, v in optional.items() if v is not None})  # type: ignore[typeddict-item]  # keys of HealingRecord
         return out

@@ -15,7 +15,7 @@ the list and a timestamp; no I/O.
 
 from __future__ import annotations
 
-from agentops.api_types import Incident, IncidentAction, IncidentState, IncidentTrigger
+from agentops.api_types import HealingActionType, Incident, IncidentAction, IncidentState, IncidentTrigger
 
 MAX_INCIDENTS = 20  # status stays small: an Agent object is read by every watcher
 MAX_ACTIONS = 10  # per incident; the budget (≤ 100 restarts) is cut short long before
@@ -46,11 +46,12 @@ def _replace_last(incidents: list[Incident], incident: Incident) -> list[Inciden
     return incidents[:-1] + [incident]
 
 
-def add_action(incidents: list[Incident], *, started_at: str, message: str) -> list[Incident]:
+def add_action(incidents: list[Incident], *, started_at: str, message: str,
+               kind: HealingActionType = "Restart") -> list[Incident]:
     incident = current(incidents)
     if incident is None:
         return incidents
-    action = IncidentAction(type="Restart", startedAt=started_at, result="Pending", message=message[:1024])
+    action = IncidentAction(type=kind, startedAt=started_at, result="Pending", message=message[:1024])
     return _replace_last(incidents, {**incident, "actions": (incident.get("actions", []) + [action])[-MAX_ACTIONS:]})
 
 

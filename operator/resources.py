@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, get_args
 
 from agentops import API_VERSION
-from agentops.api_types import DEFAULT_PERCENTAGE, FaultType, RuntimeType
+from agentops.api_types import DEFAULT_PERCENTAGE, FaultType, RuntimeType, TokenBurnAction
 from agentops.durations import parse_duration
 from agentops.errors import InvalidField
 from agentops.label_selector import LabelSelector
@@ -57,6 +57,13 @@ class ObjectRef:
 def _seconds(block: dict[str, Any], name: str, default_s: float, where: str) -> float:
     """A duration field of a spec block, or the field default when it is absent."""
     return parse_duration(block[name], f"{where}.{name}") if name in block else default_s
+
+
+def _choice(block: dict[str, Any], name: str, default: Any, allowed: tuple[Any, ...], where: str) -> Any:
+    value = block.get(name, default)
+    if value not in allowed:
+        raise InvalidField(f"{where}.{name}", f"{value!r} is not allowed; use one of {', '.join(allowed)}")
+    return value
 
 
 def _optional_number(block: dict[str, Any], name: str) -> float | None:
@@ -138,6 +145,7 @@ class HealingPolicy:
     budget_window_s: float = 3600.0
     backoff_initial_s: float = 30.0
     backoff_max_s: float = 600.0
+    on_token_burn: TokenBurnAction = "Restart"
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> HealingPolicy:
@@ -153,6 +161,7 @@ class HealingPolicy:
             budget_window_s=_seconds(budget, "window", d.budget_window_s, "spec.healing.budget"),
             backoff_initial_s=_seconds(backoff, "initial", d.backoff_initial_s, "spec.healing.backoff"),
             backoff_max_s=_seconds(backoff, "max", d.backoff_max_s, "spec.healing.backoff"),
+            on_token_burn=_choice(raw, "onTokenBurn", d.on_token_burn, get_args(TokenBurnAction), "spec.healing"),
         )
 
 

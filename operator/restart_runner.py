@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from agentops_operator.resources import Key, ObjectRef, RuntimeSpec
+from agentops.api_types import HealingActionType
 from agentops_operator.runtimes import RestartOutcome, RuntimeBackend
 
 log = logging.getLogger(__name__)
@@ -29,22 +30,26 @@ class RestartRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_done: Done | None = None
 
-    def submit(self, agent: ObjectRef, runtime: RuntimeSpec, token: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._run(agent, runtime, token), name=f"restart {agent.key}")
+    def submit(self, agent: ObjectRef, runtime: RuntimeSpec, token: str, action: HealingActionType = "Restart") -> None:
+        task = asyncio.get_running_loop().create_task(self._run(agent, runtime, token, action), name=f"{action} {agent.key}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, agent: ObjectRef, runtime: RuntimeSpec, token: str) -> None:
+    async def _run(self, agent: ObjectRef, runtime: RuntimeSpec, token: str, action: HealingActionType) -> None:
         backend = self.backends.get(runtime.type)
+        call = None if backend is None else backend.restart if action == "Restart" else getattr(backend, "scale_to_zero", None)
         if backend is None:
             outcome = RestartOutcome.failed("RuntimeUnavailable", f"this operator has no {runtime.type} runtime backend", retryable=False)
+        elif call is None:
+            outcome = RestartOutcome.failed("ScaleToZeroUnsupported", f"the {runtime.type} backend cannot scale an agent to zero",
+                                            retryable=False)
         else:
             try:
-                outcome = await asyncio.get_running_loop().run_in_executor(self._pool, backend.restart, agent, runtime, token)
+                outcome = await asyncio.get_running_loop().run_in_executor(self._pool, call, agent, runtime, token)
             except Exception as exc:  # a backend bug must not kill healing for every agent
                 log.exception("restart of %s failed unexpectedly", agent.key)
                 outcome = RestartOutcome.failed("RuntimeError", f"{exc.__class__.__name__}: {exc}", retryable=True)
-        log.info("restart of %s (%s): %s %s", agent.key, runtime.describe(), outcome.reason, outcome.message)
+        log.info("%s of %s (%s): %s %s", action, agent.key, runtime.describe(), outcome.reason, outcome.message)
         if self.on_done is not None:
             self.on_done(agent.key, token, outcome)
 

@@ -24,6 +24,10 @@ from agentops_operator.runtimes import RestartOutcome
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 TOKEN_ANNOTATION = "agentops.dev/restart-token"
+# On the Deployment when the operator scaled a runaway agent to zero: the decision's
+# token, and the replica count to scale back to.
+SCALED_TO_ZERO_ANNOTATION = "agentops.dev/scaled-to-zero"
+REPLICAS_BEFORE_ANNOTATION = "agentops.dev/replicas-before-scale-to-zero"
 
 
 class KubernetesRuntime:
@@ -52,3 +56,33 @@ class KubernetesRuntime:
                                              retryable=False)
             return RestartOutcome.failed("KubernetesApiError", f"restarting {where} failed: {exc}", retryable=exc.retryable)
         return RestartOutcome.done(f"rolling restart of {where} started", detail=stamp)
+
+    def scale_to_zero(self, agent: ObjectRef, runtime: RuntimeSpec, token: str) -> RestartOutcome:
+        """Scale the Deployment to zero replicas, as `kubectl scale --replicas=0` does.
+
+        The replica count it had is kept in an annotation on the Deployment, so the
+        human who scales it up again knows to what; the token makes a retried call a
+        no-op. (A HorizontalPodAutoscaler on the Deployment would scale it back up: the
+        Event and the Stalled message say so.)"""
+        name, namespace = runtime.deployment, agent.key.namespace
+        where = f"Deployment {namespace}/{name}"
+        path = dict(version="apps/v1", namespace=namespace, url=f"deployments/{name}")
+        try:
+            current = self.kube.call("GET", **path)
+            annotations = (current.get("metadata") or {}).get("annotations") or {}
+            if annotations.get(SCALED_TO_ZERO_ANNOTATION) == token:
+                return RestartOutcome.done(f"scaled {where} to zero replicas")
+            before = (current.get("spec") or {}).get("replicas", 1)
+            patch = {"metadata": {"annotations": {SCALED_TO_ZERO_ANNOTATION: token, REPLICAS_BEFORE_ANNOTATION: str(before)}},
+                     "spec": {"replicas": 0}}
+            self.kube.call("PATCH", **path, data=json.dumps(patch),
+                           headers={"Content-Type": "application/strategic-merge-patch+json"})
+        except KubeError as exc:
+            if exc.status == 404:
+                return RestartOutcome.failed("DeploymentNotFound", f"{where} does not exist (spec.runtime.deployment.name)", retryable=False)
+            if exc.status == 403:
+                return RestartOutcome.failed("DeploymentForbidden",
+                                             f"the operator may not get/patch {where}: {exc} (grant get and patch on deployments.apps)",
+                                             retryable=False)
+            return RestartOutcome.failed("KubernetesApiError", f"scaling {where} to zero failed: {exc}", retryable=False)
+        return RestartOutcome.done(f"scaled {where} to zero replicas (it had {before}; kept in {REPLICAS_BEFORE_ANNOTATION})")

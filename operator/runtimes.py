@@ -5,6 +5,7 @@ Admin API client — are blocking); the healing loop runs it in a worker thread,
 on the event loop, and bounds how many run at once.
 
     restart(agent, runtime, token) -> RestartOutcome
+    scale_to_zero(agent, runtime, token) -> RestartOutcome   (Kubernetes only: a runaway agent)
 
 `token` is unique per restart decision; a backend writes it where the restart is
 visible (a pod-template annotation, a Cloud Run template annotation, the sidecar's
@@ -45,3 +46,9 @@ class RestartOutcome:
 
 class RuntimeBackend(Protocol):
     def restart(self, agent: ObjectRef, runtime: RuntimeSpec, token: str) -> RestartOutcome: ...
+
+
+class ScalableBackend(RuntimeBackend, Protocol):
+    """A backend that can also stop an agent altogether (spec.healing.onTokenBurn: ScaleToZero)."""
+
+    def scale_to_zero(self, agent: ObjectRef, runtime: RuntimeSpec, token: str) -> RestartOutcome: ...

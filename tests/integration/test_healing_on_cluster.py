@@ -254,12 +254,61 @@ def test_stop_condition_aborts_the_fault(kube: Kube, operator: OperatorProcess, 
     assert operator.assignments("chat")["faults"] == []
 
 
+def burning_report(agent: str, namespace: str, tokens: int) -> dict[str, Any]:
+    """A sidecar's report whose gateway saw the agent spend `tokens` in one second of model calls."""
+    body = report(agent, namespace, requests_=10)
+    body["model"] = [{"provider": "OpenAI", "model": "gpt-4o-mini", "calls": 10, "retries": 0, "errors": {},
+                      "latencyMs": {"buckets": {"500": 10}}, "firstChunkMs": {"buckets": {"100": 10}},
+                      "inputTokens": tokens, "outputTokens": tokens // 10, "streams": 0, "streamsInterrupted": 0}]
+    return body
+
+
+def test_token_burn_stop_condition_aborts_the_fault(kube: Kube, operator: OperatorProcess, namespace: str) -> None:
+    kube.apply(healing_agent("chat", runtime={"type": "None"}))
+    body = json.loads(fault_manifest("slow", agent="chat", duration="10m"))
+    body["spec"]["stopConditions"] = [{"tokensPerMinuteAbove": 100000}]
+    kube.apply(json.dumps(body))
+    wait_for(lambda: kube.status("fault", "slow").get("phase") == "Active", what="fault Active")
+    assert operator.post_telemetry(burning_report("chat", namespace, 1000)).status_code == 202
+    wait_for(lambda: (kube.status("agent", "chat").get("model") or {}).get("inputTokens") == 1000, what="status.model")
+    assert kube.status("fault", "slow")["phase"] == "Active"  # 1,100 tokens in a minute's window: under the guard
+    assert operator.post_telemetry(burning_report("chat", namespace, 200000)).status_code == 202
+    wait_for(lambda: kube.status("fault", "slow").get("phase") == "Aborted", what="fault Aborted on token burn")
+    assert "spec.stopConditions[0] tokensPerMinuteAbove 100000 tripped on agent chat" in kube.status("fault", "slow")["message"]
+
+
+def test_a_runaway_agent_is_scaled_to_zero_and_escalated(kube: Kube, operator: OperatorProcess, namespace: str) -> None:
+    kube.apply(deployment_manifest("chat"))
+    agent = json.loads(healing_agent("chat", healing={**FAST, "onTokenBurn": "ScaleToZero"}))
+    agent["spec"]["health"]["model"] = {"tokensPerMinute": {"unhealthy": 100000}}
+    agent["spec"]["models"] = {"providers": ["OpenAI"],
+                               "prices": [{"model": "gpt-4o-mini", "inputPerMillionTokens": 0.15, "outputPerMillionTokens": 0.6}]}
+    kube.apply(json.dumps(agent))
+
+    def burn() -> bool:
+        operator.post_telemetry(burning_report("chat", namespace, 50000))
+        return bool(kube.get("deployment", "chat")["spec"]["replicas"] == 0)
+
+    wait_for(burn, timeout=20, interval=0.3, what="Deployment scaled to zero")
+    annotations = kube.get("deployment", "chat")["metadata"]["annotations"]
+    assert annotations["agentops.dev/replicas-before-scale-to-zero"] == "1"
+    assert restart_token(kube, "chat") is None  # stopped, not restarted
+    wait_for(lambda: kube.condition("agent", "chat", "Stalled").get("reason") == "TokenBurn", what="Stalled TokenBurn")
+    status = kube.status("agent", "chat")
+    assert status["phase"] == "Unhealthy" and status["model"]["costPerHourUsd"] > 0
+    incident = status["incidents"][-1]
+    assert (incident["reason"], incident["state"]) == ("TokenBurn", "Escalated")
+    assert [(a["type"], a["result"]) for a in incident["actions"]] == [("ScaleToZero", "ScaledToZero")]
+    assert {"ScaleToZeroStarted", "HealingEscalated"} <= kube.event_reasons("chat")
+    assert status.get("restartCount", 0) == 0
+
+
 def test_a_stop_condition_with_two_guards_is_rejected_by_the_api_server(kube: Kube) -> None:
     body = json.loads(fault_manifest("bad", agent="chat", duration="1m"))
     body["spec"]["stopConditions"] = [{"errorRateAbove": 0.5, "unhealthyFor": "10s"}]
     out = kube.cluster.kubectl("apply", "-n", kube.namespace, "-f", "-", input=json.dumps(body), check=False)
     assert out.returncode != 0
-    assert "exactly one of errorRateAbove, latencyP95MsAbove, unhealthyFor" in out.stderr
+    assert "exactly one of errorRateAbove, latencyP95MsAbove, unhealthyFor, modelErrorRateAbove, tokensPerMinuteAbove" in out.stderr
 
 
 def test_healing_policy_is_validated_by_the_api_server(kube: Kube) -> None:
@@ -271,4 +320,4 @@ def test_healing_policy_is_validated_by_the_api_server(kube: Kube) -> None:
     kube.apply(json.dumps(defaulted))
     assert kube.get("agent", "fine")["spec"]["healing"] == {
         "enabled": True, "unhealthyFor": "30s", "verifyTimeout": "2m",
-        "budget": {"maxRestarts": 3, "window": "1h"}, "backoff": {"initial": "30s", "max": "10m"}}
+        "budget": {"maxRestarts": 3, "window": "1h"}, "backoff": {"initial": "30s", "max": "10m"}, "onTokenBurn": "Restart"}

@@ -180,7 +180,7 @@ def test_every_crd_default_is_covered() -> None:
         ".health.model.errorRate.degraded", ".health.model.errorRate.unhealthy", ".health.model.timeToFirstTokenP95Ms",
         ".health.model.timeToFirstTokenP95Ms.degraded", ".health.model.timeToFirstTokenP95Ms.unhealthy", ".healing", ".healing.enabled", ".healing.unhealthyFor", ".healing.verifyTimeout",
         ".healing.budget", ".healing.budget.maxRestarts", ".healing.budget.window", ".healing.backoff",
-        ".healing.backoff.initial", ".healing.backoff.max",
+        ".healing.backoff.initial", ".healing.backoff.max", ".healing.onTokenBurn",
     ]
     assert _crd_defaults(_schema("fault")["properties"]["spec"]) == [
         ".latency.jitterMs", ".error.statusCode", ".error.body", ".crash.statusCode", ".match", ".match.percentage",

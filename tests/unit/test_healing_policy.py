@@ -272,3 +272,47 @@ def test_healthy_on_probes_alone_verifies_only_at_the_deadline() -> None:
     assert a.state.state == hs.VERIFYING  # a handful of requests proves little yet
     d = a.step(41, quiet)
     assert d.restart_result == "Verified" and a.state.state == hs.IDLE
+
+
+# ---------------------------------------------------------------- a runaway agent (TokenBurn)
+
+
+def burning() -> hd.Observation:
+    return hd.Observation("Unhealthy", "TokenBurn", "burning 90,000 tokens/min ≥ 50,000", ("i-1",), (), None)
+
+
+def test_token_burn_with_scale_to_zero_stops_the_agent_and_escalates() -> None:
+    a = Agent(HealingPolicy(unhealthy_for_s=10, on_token_burn="ScaleToZero"))
+    assert a.step(0, burning()).restart is None  # unhealthyFor holds for a runaway too
+    d = a.step(10, burning(), slot_free=False)  # no restart slot needed to stop spending
+    assert d.restart == hd.Restart(d.restart.token if d.restart else "", "TokenBurn", "ScaleToZero")
+    assert (a.state.state, a.state.action, a.state.restarts) == (hs.RESTARTING, "ScaleToZero", ())  # no budget spent
+    assert a.incidents[-1]["actions"][-1]["type"] == "ScaleToZero"
+    assert [e.reason for e in d.events] == ["ScaleToZeroStarted"]
+    # The persisted state says what is in flight, so an operator restart resumes it as such.
+    assert hs.HealingState.from_status(a.state.to_status()) == a.state
+    d = a.answer(11, RestartOutcome.done("scaled Deployment ns/bot to zero replicas"), burning())
+    assert (a.state.state, a.state.stalled_reason, a.state.action) == (hs.STALLED, "TokenBurn", None)
+    assert d.escalated == "TokenBurn" and d.restart_result is None
+    assert a.incidents[-1]["state"] == "Escalated" and a.incidents[-1]["actions"][-1]["result"] == "ScaledToZero"
+    assert "scale it up again" in a.state.message
+    assert a.step(100, burning()).restart is None  # stays stopped until a human acts
+
+
+def test_token_burn_scale_to_zero_failure_escalates_with_its_reason() -> None:
+    a = Agent(HealingPolicy(unhealthy_for_s=0, on_token_burn="ScaleToZero"))
+    a.step(0, burning())
+    a.answer(1, RestartOutcome.failed("DeploymentForbidden", "may not patch", retryable=False), burning())
+    assert (a.state.state, a.state.stalled_reason) == (hs.STALLED, "DeploymentForbidden")
+
+
+def test_token_burn_on_a_runtime_that_cannot_scale_to_zero_escalates_at_once() -> None:
+    a = Agent(HealingPolicy(unhealthy_for_s=0, on_token_burn="ScaleToZero"), runtime="CloudRun")
+    d = a.step(0, burning())
+    assert d.restart is None and (a.state.state, a.state.stalled_reason) == (hs.STALLED, "ScaleToZeroUnsupported")
+
+
+def test_token_burn_with_restart_is_an_ordinary_restart() -> None:
+    a = Agent(HealingPolicy(unhealthy_for_s=0))
+    d = a.step(0, burning())
+    assert d.restart is not None and d.restart.action == "Restart" and a.state.restarts == (T0,)

@@ -24,10 +24,12 @@ class FakeRunner:
 
     def __init__(self) -> None:
         self.submitted: list[tuple[str, str]] = []
+        self.actions: list[str] = []
         self.on_done: Done | None = None  # set by the Reconciler, as on RestartRunner
 
-    def submit(self, agent_ref: ObjectRef, runtime: RuntimeSpec, token: str) -> None:
+    def submit(self, agent_ref: ObjectRef, runtime: RuntimeSpec, token: str, action: str = "Restart") -> None:
         self.submitted.append((agent_ref.key.name, token))
+        self.actions.append(action)
 
 
 def healing_env(max_concurrent: int = 3) -> tuple[Env, FakeRunner]:
