@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TypedDict
 
-from agentops.api_types import Incident
+from agentops.api_types import AgentModelMetrics, Incident, ModelProvider
 from agentops_ui.event_summaries import EventSummary, event_summary, stage_of
 from agentops_ui.fault_summaries import FaultSummary, faults_of_agent
 from agentops_ui.store import AGENT, FAULT, Key, Obj, Store, event_order, event_time, involved_of, key_of
@@ -64,6 +64,10 @@ class AgentSummary(TypedDict):
     activeFaults: list[ActiveFaultView]
     conditions: list[ConditionView]
     latencyHistory: list[HistoryPoint]
+    # The agent's model calls (status.model, as the operator wrote it); None until a
+    # gateway reported one. modelProviders: what spec.models declares.
+    model: AgentModelMetrics | None
+    modelProviders: list[ModelProvider]
 
 
 class TimelineEntry(TypedDict):
@@ -157,6 +161,8 @@ def agent_summary(store: Store, agent: Obj, now: float, faults: FaultIndex | Non
         activeFaults=(faults or FaultIndex(store)).active_faults(agent, now),
         conditions=conditions(status),
         latencyHistory=[HistoryPoint(time=iso(s.time), latencyP95Ms=s.latency_p95_ms) for s in store.history(key)],
+        model=status.get("model"),
+        modelProviders=list(agent_spec(agent).get("models", {}).get("providers", [])),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agentops_ui.agent_summaries import AgentDetail, TimelineEntry, agent_detail
+from agentops_ui.agent_summaries import AgentDetail, AgentSummary, TimelineEntry, agent_detail
 from agentops_ui.context import context
 from agentops_ui.event_summaries import EventSummary
 from agentops_ui.layout import respond
@@ -62,6 +62,33 @@ def _events(events: list[EventSummary]) -> Markup:
               el("div", el("table", head, el("tbody", rows)), class_="table-wrap"), id="events")
 
 
+def _model_calls(agent: AgentSummary) -> Markup:
+    """The agent's calls to its model providers, as its sidecars' gateways measured them."""
+    m = agent["model"]
+    declared = ", ".join(agent["modelProviders"])
+    if m is None:
+        if not declared:
+            return Markup("")
+        return el("section", el("h2", "Model calls"),
+                  el("p", f"No model call reported yet (declared providers: {declared}).", class_="muted"), id="model")
+    errors = m.get("errors") or {}
+    cost = m.get("costPerHourUsd")
+    numbers = definition_list([
+        ("providers", ", ".join(m.get("providers", [])) or declared or "—"),
+        ("calls in window", m.get("calls", 0)),
+        ("model error rate", percent(m.get("errorRate"))),
+        ("errors by type", ", ".join(f"{k} {n}" for k, n in sorted(errors.items(), key=lambda kv: -kv[1])) or "none"),
+        ("retries", m.get("retries", 0)),
+        ("streams cut or stalled", m.get("streamsInterrupted", 0)),
+        ("time to first token p95", latency(m.get("timeToFirstTokenP95Ms"))),
+        ("call p95", latency(m.get("latencyP95Ms"))),
+        ("tokens / min", f"{m.get('tokensPerMinute', 0):,.0f}"),
+        ("tokens in window", f"{m.get('inputTokens', 0):,} in, {m.get('outputTokens', 0):,} out"),
+        ("estimated cost", "no prices set" if cost is None else f"${cost:,.2f} / h"),
+    ], class_="metrics model-metrics")
+    return el("section", el("h2", "Model calls"), numbers, id="model")
+
+
 def render(detail: AgentDetail, store: Store, now: float) -> Markup:
     agent = detail["agent"]
     ns, name = agent["namespace"], agent["name"]
@@ -87,6 +114,7 @@ def render(detail: AgentDetail, store: Store, now: float) -> Markup:
         sources_banner(store.sources.values(), now) + heading
         + el("section", numbers, sparkline(detail["latencyHistory"]), chart_caption(detail["latencyHistory"]),
              el("h2", "Active faults"), active_faults(agent["activeFaults"]), id="summary")
+        + _model_calls(agent)
         + el("section", el("h2", "Conditions"), conditions_table(agent["conditions"]), id="conditions-section")
         + _incidents(detail)
         + _events(detail["events"])

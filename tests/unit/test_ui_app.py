@@ -139,6 +139,31 @@ async def test_agent_page_sections(client: TestClient[Any, Any]) -> None:
     assert faults is not None and 'data-fault="ns/slow" data-phase="Active"' in faults.group(0)
 
 
+async def test_agent_page_shows_the_model_calls(client: TestClient[Any, Any], store: Store) -> None:
+    store.apply(AGENT, "ADDED", {
+        "metadata": {"name": "llm", "namespace": NS, "resourceVersion": "1"},
+        "spec": {"models": {"providers": ["OpenAI", "Anthropic"]}},
+        "status": {"phase": "Degraded", "model": {
+            "calls": 40, "errorRate": 0.25, "errors": {"rate_limit": 8, "stream_interrupted": 2}, "retries": 6,
+            "streamsInterrupted": 2, "latencyP95Ms": 2100.0, "timeToFirstTokenP95Ms": 420.0, "inputTokens": 9000,
+            "outputTokens": 1500, "tokensPerMinute": 10500.0, "costPerHourUsd": 0.19, "providers": ["OpenAI"]}},
+    }, now=NOW)
+    html = await (await client.get(f"/agents/{NS}/llm")).text()
+    section = re.search(r'<section id="model">.*?</section>', html)
+    assert section is not None
+    text = section.group(0)
+    for shown in ("25.0 %", "rate_limit 8, stream_interrupted 2", "420 ms", "2.10 s", "10,500", "9,000 in, 1,500 out",
+                  "$0.19 / h", "<dd>OpenAI</dd>"):
+        assert shown in text, shown
+    api = await (await client.get(f"/api/agents/{NS}/llm")).json()
+    assert api["agent"]["model"]["calls"] == 40 and api["agent"]["modelProviders"] == ["OpenAI", "Anthropic"]
+    # Declared providers and no call yet: the page says so; nothing declared, no section.
+    store.apply(AGENT, "ADDED", {"metadata": {"name": "quiet-llm", "namespace": NS, "resourceVersion": "1"},
+                                 "spec": {"models": {"providers": ["Gemini"]}}}, now=NOW)
+    assert "No model call reported yet (declared providers: Gemini)" in await (await client.get(f"/agents/{NS}/quiet-llm")).text()
+    assert '<section id="model">' not in await (await client.get(f"/agents/{NS}/chat")).text()
+
+
 async def test_agent_page_without_incidents_says_so(client: TestClient[Any, Any], store: Store) -> None:
     store.apply(AGENT, "ADDED", {"metadata": {"name": "quiet", "namespace": NS, "resourceVersion": "1"}}, now=NOW)
     html = await (await client.get(f"/agents/{NS}/quiet")).text()
