@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="file holding the Gemini API key, e.g. a mounted Secret (env GEMINI_API_KEY_FILE; "
                         "or the key itself in GEMINI_API_KEY); without a key the offline model answers")
     p.add_argument("--gemini-base-url", default=None, metavar="URL",
-                   help=f"Gemini REST endpoint (env GEMINI_BASE_URL; default {d['gemini_base_url']})")
+                   help=f"Gemini REST endpoint: the sidecar's model gateway, e.g. http://127.0.0.1:9902/gemini, so that "
+                        f"model calls are measured and model faults reach them (env GOOGLE_GEMINI_BASE_URL, the "
+                        f"google-genai SDK's own name, or GEMINI_BASE_URL; default {d['gemini_base_url']})")
     p.add_argument("--gemini-model", default=None, metavar="NAME",
                    help=f"Gemini model (env GEMINI_MODEL; default {d['gemini_model']})")
     MODEL_TIMEOUT.add_to(p)
@@ -119,7 +121,9 @@ def _api_key(args: argparse.Namespace) -> str:
 
 
 def _base_url(args: argparse.Namespace) -> str:
-    raw, source = _pick(args.gemini_base_url, "--gemini-base-url", "GEMINI_BASE_URL")
+    raw, source = _pick(args.gemini_base_url, "--gemini-base-url", "GOOGLE_GEMINI_BASE_URL")
+    if raw is None:
+        raw, source = _pick(None, "--gemini-base-url", "GEMINI_BASE_URL")
     url = (raw or DEFAULTS["gemini_base_url"]).strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:

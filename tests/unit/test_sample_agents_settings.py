@@ -13,7 +13,7 @@ from agentops_agents.settings import AgentSettings, build_parser, from_args
 
 ENV_VARS = (
     "AGENTOPS_AGENT_HOST", "AGENTOPS_AGENT_PORT", "GEMINI_API_KEY", "GEMINI_API_KEY_FILE",
-    "GEMINI_BASE_URL", "GEMINI_MODEL", "AGENTOPS_MODEL_TIMEOUT", "AGENTOPS_MODEL_TIMEOUT_SECONDS", "AGENTOPS_LOG_LEVEL",
+    "GEMINI_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "GEMINI_MODEL", "AGENTOPS_MODEL_TIMEOUT", "AGENTOPS_MODEL_TIMEOUT_SECONDS", "AGENTOPS_LOG_LEVEL",
 )
 KEY = "AIzaTEST-not-a-real-key_0123456789"
 
@@ -41,6 +41,9 @@ def test_flags_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEMINI_BASE_URL", "http://127.0.0.1:1/")
     assert settings("summary").port == 9000
     assert settings("summary").gemini_base_url == "http://127.0.0.1:1"
+    # google-genai's own variable wins: the same line points an SDK agent and a sample agent at the gateway.
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9902/gemini")
+    assert settings("summary").gemini_base_url == "http://127.0.0.1:9902/gemini"
     s = settings("summary", "--port", "0", "--gemini-model", "models/gemini-2.5-flash", "--model-timeout", "500ms")
     assert (s.port, s.gemini_model, s.model_timeout_s) == (0, "gemini-2.5-flash", 0.5)
     monkeypatch.setenv("AGENTOPS_MODEL_TIMEOUT", "1m")
