@@ -68,7 +68,7 @@ class AgentPass:
             self._mirror(rec, wanted, wall)
             rec.status, rec.last_write = wanted, mono
             self.writer.write_status(rec.ref, wanted)
-        elif wanted.get("metrics") != rec.status.get("metrics"):
+        elif agent_status.metrics_moved(rec.status, wanted):
             self.queue.schedule("agent", key, rec.last_write + self.heartbeat_s)
         if summary is not None and assessment.telemetry_fresh == "True":
             # Look again just after the telemetry would turn stale.

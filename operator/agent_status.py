@@ -111,5 +111,9 @@ def needs_write(previous: AgentStatus, wanted: AgentStatus, *, since_last_write:
         return True
     if since_last_write < heartbeat:
         return False
-    return (previous.get("metrics") != wanted.get("metrics") or previous.get("model") != wanted.get("model")
-            or previous.get("telemetry") != wanted.get("telemetry"))
+    return metrics_moved(previous, wanted) or previous.get("telemetry") != wanted.get("telemetry")
+
+
+def metrics_moved(previous: AgentStatus, wanted: AgentStatus) -> bool:
+    """Whether the measured numbers changed: worth a write at the next heartbeat, not before."""
+    return previous.get("metrics") != wanted.get("metrics") or previous.get("model") != wanted.get("model")
