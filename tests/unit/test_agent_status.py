@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from agentops.api_types import AgentStatus
-from agentops_operator.agent_status import ActiveFault, desired_status, needs_write, signature
+from agentops_operator.agent_status import ActiveFault, desired_status, metrics_moved, needs_write, signature
 from agentops_operator.conditions import find
 from agentops_operator.health import Assessment
 
@@ -146,6 +146,18 @@ def test_metrics_only_changes_wait_for_heartbeat() -> None:
     assert not _nw(base, moved, since=59.99)
     assert _nw(base, moved, since=60.0)
     assert _nw(base, moved, since=600.0)
+
+
+def test_model_metrics_ride_along_and_wait_for_heartbeat() -> None:
+    base = want()
+    assert "model" not in base  # no model call in the window: no status.model
+    model_only = Assessment("Healthy", "WithinThresholds", "all health signals within thresholds", "True", "ReportsArriving",
+                            {"requests": 100, "errorRate": 0.0}, {"calls": 12, "errorRate": 0.0, "tokensPerMinute": 900.0})
+    moved = want(base, assessment=model_only)
+    assert moved["model"] == {"calls": 12, "errorRate": 0.0, "tokensPerMinute": 900.0}
+    assert metrics_moved(base, moved) and signature(moved) == signature(base)
+    assert not _nw(base, moved, since=10.0)
+    assert _nw(base, moved, since=60.0)
 
 
 def test_only_telemetry_block_changed_waits_for_heartbeat() -> None:
