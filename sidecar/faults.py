@@ -10,6 +10,11 @@ the two local safety rules live, so that they hold even when the operator is gon
 * every fault is dropped when the operator has not been reached for a lease period
   (the dead man's switch).
 
+Two kinds of fault share the table and its safety rules: traffic faults (Latency,
+Error, Crash) strike requests *into* the agent and are enforced by the proxy only
+(`traffic`); Model* faults strike the agent's own calls *out* to its model provider
+and are enforced by the model gateway only (`model`). Neither ever applies the other's.
+
 A crash fault is "cured" once the agent instance it was crashing is replaced: it stays
 assigned but is no longer enforced until the operator withdraws it.
 
@@ -29,6 +34,7 @@ from datetime import datetime
 from typing import Any, Callable, get_args
 
 from agentops.api_types import DEFAULT_CRASH_STATUS, DEFAULT_ERROR_STATUS, DEFAULT_JITTER_MS, DEFAULT_PERCENTAGE, FaultType
+from agentops_sidecar.model_faults import BadModelBlock, ModelSpec, parse_model_block
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,7 @@ class Fault:
     status: int = 503
     body: bytes = b""
     content_type: str = "application/json"
+    model: ModelSpec | None = None  # a Model* fault's calls and parameters; None for traffic faults
 
 
 @dataclass(frozen=True)
@@ -89,11 +96,14 @@ def parse_fault(item: dict[str, Any], *, server_time: datetime, now: float) -> F
         raise BadAssignment("fault without uid or name")
     if kind not in FAULT_TYPES:
         raise BadAssignment(f"fault {name}: unknown type {kind!r}; this sidecar knows {', '.join(FAULT_TYPES)}")
-    if kind.startswith("Model"):
-        raise BadAssignment(f"fault {name}: {kind} strikes model calls, and this sidecar has no model gateway yet")
     remaining = (_time(item.get("expiresAt"), f"fault {name}: expiresAt") - server_time).total_seconds()
     percentage = _number(item, "percentage", f"fault {name}", DEFAULT_PERCENTAGE, 0, 100)
     common: dict[str, Any] = {"uid": uid, "name": name, "type": kind, "fraction": percentage / 100, "expires_at": now + remaining}
+    if kind.startswith("Model"):
+        try:
+            return Fault(**common, model=parse_model_block(kind, item.get("model", {}), f"fault {name}: model"))
+        except BadModelBlock as exc:
+            raise BadAssignment(str(exc)) from None
     if kind == "Latency":
         block = item.get("latency") or {}
         return Fault(**common,
@@ -145,7 +155,9 @@ def choose(faults: tuple[Fault, ...], rnd: Callable[[], float] = random.random) 
 class FaultTable:
     def __init__(self) -> None:
         self.assigned: tuple[Fault, ...] = ()
-        self.effective: tuple[Fault, ...] = ()  # what the proxy enforces now
+        self.effective: tuple[Fault, ...] = ()  # what the sidecar enforces now, both kinds
+        self.traffic: tuple[Fault, ...] = ()  # of those, what the proxy applies
+        self.model: tuple[Fault, ...] = ()  # of those, what the model gateway applies
         self.version: int | None = None
         self.lease_s: float | None = None
         self.last_contact: float | None = None  # monotonic
@@ -228,6 +240,8 @@ class FaultTable:
         self.next_deadline = deadline
         if effective != self.effective:
             self.effective = effective
+            self.traffic = tuple(f for f in effective if f.model is None)
+            self.model = tuple(f for f in effective if f.model is not None)
             for listener in self._listeners:
                 listener(effective)
 

@@ -141,8 +141,8 @@ class Proxy:
         table = self.table
         if started >= table.next_deadline:
             table.refresh(started)
-        if table.effective:
-            effect = self._choose(table.effective)
+        if table.traffic:  # Model* faults are the model gateway's, never the proxy's
+            effect = self._choose(table.traffic)
             if effect is not None:
                 answer = await self._inject(effect)
                 if answer is not None:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from agentops.config import DurationOption, bearer_token, defaults, env, listen_address, number
 from agentops.errors import ConfigError
+from agentops_sidecar.model_routes import DEFAULT_UPSTREAMS, PREFIX_OF, PREFIXES
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +35,12 @@ class SidecarSettings:
     listen_port: int = 8080
     admin_host: str = "0.0.0.0"
     admin_port: int = 9901
+    # The model gateway: loopback only, since the agent beside it is its only client and
+    # its callers' API keys pass through it.
+    model_gateway_host: str = "127.0.0.1"
+    model_gateway_port: int = 9902
+    # Where each provider's calls go: (prefix, base URL) for gemini, openai, anthropic.
+    model_upstreams: tuple[tuple[str, str], ...] = tuple((PREFIX_OF[p], url) for p, url in DEFAULT_UPSTREAMS.items())
     health_path: str = "/healthz"
     probe_interval_s: float = 2.0
     probe_timeout_s: float = 1.0
@@ -56,6 +63,7 @@ class SidecarSettings:
 DEFAULTS = defaults(SidecarSettings)
 _LISTEN = f"{DEFAULTS['listen_host']}:{DEFAULTS['listen_port']}"
 _ADMIN_LISTEN = f"{DEFAULTS['admin_host']}:{DEFAULTS['admin_port']}"
+_GATEWAY_LISTEN = f"{DEFAULTS['model_gateway_host']}:{DEFAULTS['model_gateway_port']}"
 
 # The minimums keep a typo ("2ms" for "2s") from turning the sidecar into a busy loop.
 PROBE_INTERVAL = DurationOption("--probe-interval", "AGENTOPS_PROBE_INTERVAL", DEFAULTS["probe_interval_s"], minimum_s=0.05,
@@ -85,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upstream", help=f"the agent's address (env AGENTOPS_UPSTREAM; default {d['upstream']})")
     p.add_argument("--listen", help=f"proxy address HOST:PORT (env AGENTOPS_LISTEN; default {_LISTEN})")
     p.add_argument("--admin-listen", help=f"/metrics, /healthz, /readyz, /v1/state at HOST:PORT (env AGENTOPS_ADMIN_LISTEN; default {_ADMIN_LISTEN})")
+    p.add_argument("--model-gateway-listen",
+                   help="the model gateway at HOST:PORT: point the agent's SDKs at http://HOST:PORT/gemini, /openai/v1 "
+                        f"and /anthropic (env AGENTOPS_MODEL_GATEWAY_LISTEN; default {_GATEWAY_LISTEN})")
+    p.add_argument("--model-upstream", action="append", metavar="PROVIDER=URL",
+                   help="where the gateway sends one provider's calls, e.g. openai=http://127.0.0.1:8000 for an "
+                        "OpenAI-compatible server; repeatable (env AGENTOPS_MODEL_UPSTREAMS, comma-separated; default "
+                        + ", ".join(f"{k}={v}" for k, v in d["model_upstreams"]) + ")")
     p.add_argument("--health-path", help=f"the agent's health endpoint (env AGENTOPS_HEALTH_PATH; default {d['health_path']})")
     PROBE_INTERVAL.add_to(p)
     PROBE_TIMEOUT.add_to(p)
@@ -108,6 +123,20 @@ def _http_url(value: str, flag: str) -> str:
     return value.rstrip("/")
 
 
+def _model_upstreams(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    label = "--model-upstream"
+    if not values:
+        raw = env("AGENTOPS_MODEL_UPSTREAMS")
+        values, label = ([v for v in raw.split(",") if v.strip()] if raw else []), "AGENTOPS_MODEL_UPSTREAMS"
+    upstreams = dict(DEFAULTS["model_upstreams"])
+    for value in values:
+        name, sep, url = value.strip().partition("=")
+        if not sep or name not in PREFIXES:
+            raise ConfigError(f"{label}: {value!r} must be PROVIDER=URL with PROVIDER one of {', '.join(PREFIXES)}")
+        upstreams[name] = _http_url(url, label)
+    return tuple(upstreams.items())
+
+
 def from_args(argv: list[str]) -> SidecarSettings:
     d = DEFAULTS
     own, command = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
@@ -122,6 +151,8 @@ def from_args(argv: list[str]) -> SidecarSettings:
         raise ConfigError("nothing after '--': give the agent command to supervise, or drop the '--'")
     listen = listen_address(args.listen or env("AGENTOPS_LISTEN") or _LISTEN, "--listen", default_host=d["listen_host"])
     admin = listen_address(args.admin_listen or env("AGENTOPS_ADMIN_LISTEN") or _ADMIN_LISTEN, "--admin-listen", default_host=d["admin_host"])
+    gateway = listen_address(args.model_gateway_listen or env("AGENTOPS_MODEL_GATEWAY_LISTEN") or _GATEWAY_LISTEN,
+                             "--model-gateway-listen", default_host=d["model_gateway_host"])
     health_path = args.health_path or env("AGENTOPS_HEALTH_PATH") or d["health_path"]
     if not health_path.startswith("/"):
         raise ConfigError(f"--health-path: {health_path!r} must start with '/'")
@@ -141,6 +172,9 @@ def from_args(argv: list[str]) -> SidecarSettings:
         listen_port=listen[1],
         admin_host=admin[0],
         admin_port=admin[1],
+        model_gateway_host=gateway[0],
+        model_gateway_port=gateway[1],
+        model_upstreams=_model_upstreams(args.model_upstream),
         health_path=health_path,
         probe_interval_s=PROBE_INTERVAL.read(args),
         probe_timeout_s=PROBE_TIMEOUT.read(args),

@@ -5,6 +5,9 @@ histogram layout of `agentops.wire.LATENCY_BUCKETS_MS` (142 bounds, 8 comparison
 the request path pays well under a microsecond for it. Nothing is allocated per
 request: memory is a fixed array per window, whatever the traffic.
 
+The agent's model calls (`model_signals.ModelWindow`) ride in the same window, so they
+are cut, carried and merged with it.
+
 A window that could not be delivered is merged into the next (histograms add bucket
 by bucket), up to `MAX_CARRY_S` of traffic; older traffic is then dropped and counted,
 so an unreachable operator costs a bounded amount of memory.
@@ -16,6 +19,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from agentops.wire import ERROR_CLASSES, LATENCY_BUCKETS_MS, InstanceInfo, TelemetryReport
+from agentops_sidecar.model_signals import ModelWindow
 
 _BOUNDS = LATENCY_BUCKETS_MS
 _KEYS = tuple(repr(b) for b in _BOUNDS) + ("+Inf",)
@@ -38,6 +42,7 @@ class Window:
     probes_ok: int = 0
     probes_failed: int = 0
     applied: set[str] = field(default_factory=set)
+    model: ModelWindow = field(default_factory=ModelWindow)  # the agent's model calls through the gateway
 
     def record(self, latency_ms: float, error: str | None) -> None:
         self.requests += 1
@@ -57,6 +62,7 @@ class Window:
         self.probes_ok += older.probes_ok
         self.probes_failed += older.probes_failed
         self.applied |= older.applied
+        self.model.merge_older(older.model)
 
     def report(
         self,
@@ -70,7 +76,7 @@ class Window:
         last_error: str | None,
         starting: bool = False,
     ) -> TelemetryReport:
-        return TelemetryReport(
+        report = TelemetryReport(
             agent={"namespace": namespace, "name": agent},
             sidecar=sidecar,
             instance=instance,
@@ -88,6 +94,9 @@ class Window:
             },
             appliedFaults=sorted(self.applied),
         )
+        if self.model.series:  # omitted when the agent made no model calls
+            report["model"] = self.model.summaries()
+        return report
 
 
 # Lifetime request-duration histogram for /metrics, in seconds: coarse on purpose
