@@ -1,8 +1,8 @@
 """`agentops sidecar`: wires the proxy, prober, operator link and supervisor together.
 
-Start order: the proxy's upstream client and the control-traffic client, then the agent
-(supervisor mode), the prober, the operator link, and last the admin port and the proxy
-port. Nothing here waits for the operator, so traffic flows even before the operator
+Start order: the proxy's upstream client, the model gateway's provider client and the
+control-traffic client, then the agent (supervisor mode), the prober, the operator
+link, and last the admin port, the model gateway port and the proxy port. Nothing here waits for the operator, so traffic flows even before the operator
 is reached — the sidecar never blocks an agent's callers on its own control plane.
 
 Each part is registered on one exit stack as soon as it runs, so the stop order is the
@@ -30,7 +30,10 @@ from agentops.logs import configure_logging
 from agentops_sidecar.admin import build_admin_app
 from agentops_sidecar.faults import Fault, FaultTable
 from agentops_sidecar.instance import Instance
+from agentops_sidecar.model_routes import PREFIXES
 from agentops_sidecar.metrics import SidecarCollector, registry
+from agentops_sidecar.model_gateway import ModelGateway
+from agentops_sidecar.model_signals import ModelCollector, ModelTotals
 from agentops_sidecar.operator_link import OperatorLink
 from agentops_sidecar.prober import Prober
 from agentops_sidecar.proxy import Proxy, Recorder
@@ -61,6 +64,11 @@ async def serve(settings: SidecarSettings) -> None:
     async with contextlib.AsyncExitStack() as stack:
         await proxy.start()
         stack.push_async_callback(proxy.close)
+        model_totals = ModelTotals()
+        gateway = ModelGateway(table, recorder, model_totals, upstreams={PREFIXES[k]: v for k, v in settings.model_upstreams},
+                               read_timeout_s=settings.upstream_timeout_s, max_connections=settings.max_upstream_connections)
+        await gateway.start()
+        stack.push_async_callback(gateway.close)
         # Control traffic gets its own small pool, so a saturated proxy pool never delays
         # a lease renewal or a probe.
         control = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8))
@@ -75,6 +83,7 @@ async def serve(settings: SidecarSettings) -> None:
         instance.on_replaced(link.instance_replaced)
         prober.on_result = link.probe_result
         reg = registry(SidecarCollector(recorder, table, link, prober, supervisor, loop.time))
+        reg.register(ModelCollector(model_totals))
 
         tasks: list[asyncio.Task[None]] = []
 
@@ -91,16 +100,31 @@ async def serve(settings: SidecarSettings) -> None:
         start("telemetry", link.push_telemetry())
         start("deadlines", _deadlines(table))
 
+        gateway_at: list[str] = []  # filled once the gateway listens
         admin_app = build_admin_app(settings, table=table, link=link, prober=prober, instance=instance,
-                                    supervisor=supervisor, registry=reg)
+                                    supervisor=supervisor, registry=reg, model_gateway=gateway_at)
         await _listen(stack, web.AppRunner(admin_app, access_log=None), settings.admin_host, settings.admin_port)
+        # A bare Server like the proxy's; handler_cancellation so that an agent giving up
+        # on a call (its SDK's timeout) ends the call here too, hung or streaming.
+        gateway_server = web.Server(gateway.handle, access_log=None, handler_cancellation=True)
+        try:
+            await _listen(stack, web.ServerRunner(gateway_server, shutdown_timeout=SHUTDOWN_GRACE_S),
+                          settings.model_gateway_host, settings.model_gateway_port)
+            gateway_at.append(f"{settings.model_gateway_host}:{settings.model_gateway_port}")
+        except OSError as exc:
+            # The agent's own traffic matters more than its model calls' faults and
+            # signals: run on without the gateway, loudly (several local sidecars on one
+            # host need a --model-gateway-listen each).
+            log.error("model gateway: cannot listen on %s:%d (%s); running without it — set --model-gateway-listen",
+                      settings.model_gateway_host, settings.model_gateway_port, exc.strerror or exc)
         # The proxy port is a bare aiohttp Server: every path goes to one handler, so the
         # Application's router and middleware chain would be pure per-request cost.
         proxy_server = web.Server(proxy.handle, access_log=None)
         await _listen(stack, web.ServerRunner(proxy_server, shutdown_timeout=SHUTDOWN_GRACE_S),
                       settings.listen_host, settings.listen_port)
-        log.info("sidecar for %s/%s: proxy on %s:%d → %s, admin on %s:%d%s", settings.namespace, settings.agent,
+        log.info("sidecar for %s/%s: proxy on %s:%d → %s, admin on %s:%d, model gateway on %s%s", settings.namespace, settings.agent,
                  settings.listen_host, settings.listen_port, settings.upstream, settings.admin_host, settings.admin_port,
+                 gateway_at[0] if gateway_at else "(none)",
                  f", supervising {' '.join(settings.command)}" if settings.command else "",
                  extra={"settings": settings.redacted()})
         _tune_gc()

@@ -11,9 +11,10 @@ hit attempts 1..N only, the gateway needs to know which attempt it sees:
 * the SDK's own count when it sends one (`x-stainless-retry-count`, OpenAI and
   Anthropic SDKs): authoritative;
 * otherwise a repeat of the same request (same provider, method, path and body, by
-  hash; neither the body nor any key is kept) within `REPEAT_WINDOW_S` is the next
-  attempt of the same call. A success ends the call, so the next identical request
-  starts afresh. Two deliberate identical calls less than a minute apart, the first of
+  hash; neither the body nor any key is kept) within `REPEAT_WINDOW_S` of a *failed*
+  attempt is the next attempt of the same call. A success ends the call, so the next
+  identical request starts afresh; an identical request while the first is still in
+  flight is a concurrent call, not a retry (a client retries after a failure). Two deliberate identical calls less than a minute apart, the first of
   which failed, count as attempts of one call: the price of working without help from
   the client.
 
@@ -123,8 +124,9 @@ def parse_model_block(kind: str, block: Any, field_: str) -> ModelSpec:
 
 @dataclass
 class _Call:
-    seen: float  # last attempt, monotonic
+    seen: float  # last attempt (or its failure), monotonic
     attempts: int
+    open: int = 1  # attempts in flight
     draws: dict[str, bool] = field(default_factory=dict)  # fault uid → hit, for firstAttempts
 
 
@@ -172,18 +174,31 @@ class AttemptTracker:
             call.attempts, call.seen = number, now
         elif call is None:
             call = _Call(now, 1)
+        elif call.open:
+            call.open += 1  # the same request again while one is in flight: a concurrent call
+            calls.move_to_end(key)
+            return Attempt(key, 1, False)
         else:
             call.attempts += 1
             call.seen = now
+            call.open = 1
         calls[key] = call
         calls.move_to_end(key)
         while len(calls) > self.capacity:
             calls.popitem(last=False)
         return Attempt(key, call.attempts, sdk)
 
-    def succeeded(self, key: bytes) -> None:
-        """The call got its answer: an identical request from now on is a new call."""
-        self._calls.pop(key, None)
+    def finished(self, key: bytes, ok: bool, now: float) -> None:
+        """An attempt ended: a success ends its call (an identical request from now on is
+        a new call); a failure leaves it open for a retry within the window."""
+        call = self._calls.get(key)
+        if call is None:
+            return
+        if ok:
+            del self._calls[key]
+            return
+        call.open = max(0, call.open - 1)
+        call.seen = now
 
     def draw(self, key: bytes, uid: str, fraction: float, rnd: Callable[[], float]) -> bool:
         """The call's one draw against a fault's percentage, made on its first sight."""

@@ -74,10 +74,23 @@ def test_attempts_repeat_within_the_window_and_a_success_starts_afresh() -> None
     tracker = AttemptTracker(window_s=60.0)
     key = call_key("OpenAI", "POST", "/v1/chat/completions", b'{"model":"m"}')
     assert key != call_key("OpenAI", "POST", "/v1/chat/completions", b'{"model":"n"}')
-    assert [tracker.attempt(key, None, t).number for t in (0.0, 1.0, 2.0)] == [1, 2, 3]
-    assert tracker.attempt(key, None, 63.0).number == 1  # more than a minute after the last: a new call
-    tracker.succeeded(key)
+    numbers = []
+    for t in (0.0, 1.0, 2.0):
+        numbers.append(tracker.attempt(key, None, t).number)
+        tracker.finished(key, False, t + 0.5)
+    assert numbers == [1, 2, 3]
+    assert tracker.attempt(key, None, 63.0).number == 1  # more than a minute after the last failure: a new call
+    tracker.finished(key, True, 63.5)
     assert tracker.attempt(key, None, 64.0).number == 1
+
+
+def test_an_identical_request_in_flight_is_a_concurrent_call_not_a_retry() -> None:
+    tracker = AttemptTracker()
+    assert tracker.attempt(b"k", None, 0.0).number == 1
+    assert tracker.attempt(b"k", None, 0.1).number == 1
+    tracker.finished(b"k", False, 0.2)
+    tracker.finished(b"k", False, 0.3)
+    assert tracker.attempt(b"k", None, 0.4).number == 2  # after the failures: a retry
 
 
 def test_the_sdk_retry_header_is_authoritative() -> None:
@@ -86,6 +99,7 @@ def test_the_sdk_retry_header_is_authoritative() -> None:
     assert tracker.attempt(key, "0", 0.0).number == 1
     assert tracker.attempt(key, "2", 1.0).number == 3 and tracker.attempt(key, "2", 1.0).is_retry
     assert tracker.attempt(key, "0", 2.0).number == 1  # the SDK says: a new call, though the same request
+    tracker.finished(key, False, 2.5)
     assert tracker.attempt(key, "garbage", 3.0).number == 2  # unreadable: the tracker counts
 
 
@@ -93,6 +107,7 @@ def test_the_tracker_is_bounded() -> None:
     tracker = AttemptTracker(capacity=3)
     for i in range(10):
         tracker.attempt(bytes([i]), None, float(i))
+        tracker.finished(bytes([i]), False, float(i))
     assert len(tracker) == 3
     assert tracker.attempt(bytes([0]), None, 10.0).number == 1  # forgotten: the oldest went first
 
@@ -102,13 +117,15 @@ def _pick(faults: tuple[Fault, ...], tracker: AttemptTracker, key: bytes, now: f
     attempt = tracker.attempt(key, retry, now)
     fault = pick(faults, provider="OpenAI", model="m", operation=operation, streams=streams, attempt=attempt,
                  tracker=tracker, rnd=lambda: draws.pop(0))
+    tracker.finished(key, fault is None, now)  # struck: failed, so the next identical request is a retry
     return fault.name if fault else None
 
 
 def test_first_attempts_hits_only_the_first_n() -> None:
     tracker = AttemptTracker()
     faults = (parsed("rl", firstAttempts=2),)
-    assert [_pick(faults, tracker, b"k", float(t), []) for t in range(4)] == ["rl", "rl", None, None]
+    assert [_pick(faults, tracker, b"k", float(t), []) for t in range(3)] == ["rl", "rl", None]
+    assert _pick(faults, tracker, b"k", 4.0, []) == "rl"  # the call succeeded: the same request again is a new call
 
 
 def test_with_first_attempts_a_call_draws_once() -> None:
@@ -116,8 +133,8 @@ def test_with_first_attempts_a_call_draws_once() -> None:
     faults = (parsed("rl", percentage=50, firstAttempts=3),)
     draws = [0.2, 0.9]  # call k: hit; call j: spared; no further draws are made
     assert [_pick(faults, tracker, b"k", float(t), draws) for t in range(4)] == ["rl", "rl", "rl", None]
-    assert [_pick(faults, tracker, b"j", float(t), draws) for t in range(3)] == [None, None, None]
-    assert draws == []
+    assert draws == [0.9]  # one draw for all of call k's attempts
+    assert _pick(faults, tracker, b"j", 0.0, draws) is None and draws == []
 
 
 def test_without_first_attempts_each_attempt_draws() -> None:
