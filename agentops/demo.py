@@ -48,7 +48,7 @@ class SampleAgent:
     base: int = 8000
 
     # With the default base: sidecars on 8001/8002, agents behind them on 18001/18002,
-    # sidecar admin ports 9901/9902.
+    # sidecar admin ports 9901/9902, the sidecars' model gateways on 10901/10902.
     @property
     def port(self) -> int:  # the sidecar's proxy port: where callers send requests
         return self.base + self.index
@@ -60,6 +60,10 @@ class SampleAgent:
     @property
     def admin_port(self) -> int:  # the sidecar's /metrics and /v1/state
         return self.base + 1900 + self.index
+
+    @property
+    def gateway_port(self) -> int:  # the sidecar's model gateway: where the agent's Gemini calls go
+        return self.base + 2900 + self.index
 
 
 def sample_agents(base: int) -> tuple[SampleAgent, ...]:
@@ -106,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=8080, help="port of the operator's sidecar API (default %(default)s)")
     parser.add_argument("--ui-port", type=int, default=8090, help="port of the read-only UI (default %(default)s)")
     parser.add_argument("--port-base", type=int, default=8000,
-                        help="sidecars listen on BASE+1, BASE+2, their agents on BASE+10001.., admin on BASE+1901.. (default %(default)s)")
+                        help="sidecars listen on BASE+1, BASE+2, their agents on BASE+10001.., admin on BASE+1901.., "
+                             "model gateways on BASE+2901.. (default %(default)s)")
     parser.add_argument("--no-traffic", action="store_true", help="do not send sample requests through the sidecars")
     args = parser.parse_args(argv)
     agents = sample_agents(args.port_base)
@@ -142,12 +147,16 @@ def main(argv: list[str] | None = None) -> int:
                 "--operator-url", f"http://127.0.0.1:{args.http_port}",
                 "--upstream", f"http://127.0.0.1:{agent.agent_port}",
                 "--listen", f"127.0.0.1:{agent.port}", "--admin-listen", f"127.0.0.1:{agent.admin_port}",
+                "--model-gateway-listen", f"127.0.0.1:{agent.gateway_port}",
                 "--sidecar-id", f"demo-{agent.name}",
                 # Probe every second: with probeFailureThreshold 3 a crash is judged
                 # within ~3 s, and a healed agent is seen within a second.
                 "--probe-interval", "1s",
                 "--", sys.executable, "-m", "agentops", "agent", agent.name, "--host", "127.0.0.1", "--port", str(agent.agent_port),
-            ], secret_env, logs / f"{agent.name}.log")
+            # The supervised agent inherits this environment: with GEMINI_API_KEY set it
+            # calls Gemini through its sidecar's gateway (measured, and Model* faults apply).
+            ], {**secret_env, "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{agent.gateway_port}/gemini"},
+                logs / f"{agent.name}.log")
             children.append((f"{agent.name} sidecar", sidecar))
             stack.callback(terminate, sidecar)
         # The UI gets read-only credentials of its own, as it would in a cluster.
@@ -180,11 +189,14 @@ AgentOps demo is running (logs in {logs}).
   {kubectl} apply -n {NAMESPACE} -f {SAMPLES / 'fault-crash.yaml'}     # summary crashes; watch it heal
   {kubectl} annotate agent chat -n {NAMESPACE} agentops.dev/recover="$(date +%s)" --overwrite
   {kubectl} annotate namespace {NAMESPACE} agentops.dev/halt="stop the drill"
+  {kubectl} apply -n {NAMESPACE} -f {SAMPLES / 'fault-model-rate-limit.yaml'}   # with GEMINI_API_KEY: Gemini's 429 on chat's model calls
 
 Agents, each behind its sidecar:
   curl -s localhost:{chat.port}{chat.path} -H 'Content-Type: application/json' -d '{chat.body.decode()}'
   curl -s localhost:{summary.port}{summary.path} -H 'Content-Type: application/json' -d '{{"text": "..."}}'
   sidecar state and metrics: curl -s localhost:{chat.admin_port}/v1/state, curl -s localhost:{chat.admin_port}/metrics
+  model gateways (the agents' GOOGLE_GEMINI_BASE_URL): http://127.0.0.1:{chat.gateway_port}/gemini, http://127.0.0.1:{summary.gateway_port}/gemini
+  ({"GEMINI_API_KEY is set: the agents call Gemini through them" if os.environ.get("GEMINI_API_KEY") else "no GEMINI_API_KEY: the agents answer offline and make no model call"})
 
 Operator sidecar API: http://127.0.0.1:{args.http_port} (bearer token: {token})
 {"" if args.no_traffic else "A request every 0.5 s goes to each agent so that health has samples. "}Ctrl-C stops everything.

@@ -103,25 +103,23 @@ async def serve(settings: SidecarSettings) -> None:
         gateway_at: list[str] = []  # filled once the gateway listens
         admin_app = build_admin_app(settings, table=table, link=link, prober=prober, instance=instance,
                                     supervisor=supervisor, registry=reg, model_gateway=gateway_at)
-        await _listen(stack, web.AppRunner(admin_app, access_log=None), settings.admin_host, settings.admin_port)
+        await _listen(stack, web.AppRunner(admin_app, access_log=None), settings.admin_host, settings.admin_port, "--admin-listen")
         # A bare Server like the proxy's; handler_cancellation so that an agent giving up
         # on a call (its SDK's timeout) ends the call here too, hung or streaming.
-        gateway_server = web.Server(gateway.handle, access_log=None, handler_cancellation=True)
-        try:
+        # A port that is taken stops the sidecar, as for its other ports: running on
+        # without the gateway would leave the agent's SDKs talking to whatever holds the
+        # port — on a shared host, another agent's gateway, with its faults and its
+        # signals. Several sidecars on one host each need a --model-gateway-listen.
+        if settings.model_gateway:
+            gateway_server = web.Server(gateway.handle, access_log=None, handler_cancellation=True)
             await _listen(stack, web.ServerRunner(gateway_server, shutdown_timeout=SHUTDOWN_GRACE_S),
-                          settings.model_gateway_host, settings.model_gateway_port)
+                          settings.model_gateway_host, settings.model_gateway_port, "--model-gateway-listen")
             gateway_at.append(f"{settings.model_gateway_host}:{settings.model_gateway_port}")
-        except OSError as exc:
-            # The agent's own traffic matters more than its model calls' faults and
-            # signals: run on without the gateway, loudly (several local sidecars on one
-            # host need a --model-gateway-listen each).
-            log.error("model gateway: cannot listen on %s:%d (%s); running without it — set --model-gateway-listen",
-                      settings.model_gateway_host, settings.model_gateway_port, exc.strerror or exc)
         # The proxy port is a bare aiohttp Server: every path goes to one handler, so the
         # Application's router and middleware chain would be pure per-request cost.
         proxy_server = web.Server(proxy.handle, access_log=None)
         await _listen(stack, web.ServerRunner(proxy_server, shutdown_timeout=SHUTDOWN_GRACE_S),
-                      settings.listen_host, settings.listen_port)
+                      settings.listen_host, settings.listen_port, "--listen")
         log.info("sidecar for %s/%s: proxy on %s:%d → %s, admin on %s:%d, model gateway on %s%s", settings.namespace, settings.agent,
                  settings.listen_host, settings.listen_port, settings.upstream, settings.admin_host, settings.admin_port,
                  gateway_at[0] if gateway_at else "(none)",
@@ -138,10 +136,13 @@ async def serve(settings: SidecarSettings) -> None:
         log.info("stopping")
 
 
-async def _listen(stack: contextlib.AsyncExitStack, runner: web.BaseRunner, host: str, port: int) -> None:
+async def _listen(stack: contextlib.AsyncExitStack, runner: web.BaseRunner, host: str, port: int, flag: str) -> None:
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot listen on {host}:{port} ({exc.strerror or exc})") from exc
 
 
 async def _stop(task: asyncio.Task[Any]) -> None:
@@ -189,5 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"agentops sidecar: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except ConfigError as exc:  # a port that is taken: everything started is stopped again
+        log.error("%s", exc)
+        return 2
     return 0

@@ -39,6 +39,7 @@ class SidecarSettings:
     # its callers' API keys pass through it.
     model_gateway_host: str = "127.0.0.1"
     model_gateway_port: int = 9902
+    model_gateway: bool = True  # --model-gateway-listen off: no gateway at all
     # Where each provider's calls go: (prefix, base URL) for gemini, openai, anthropic.
     model_upstreams: tuple[tuple[str, str], ...] = tuple((PREFIX_OF[p], url) for p, url in DEFAULT_UPSTREAMS.items())
     health_path: str = "/healthz"
@@ -95,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-listen", help=f"/metrics, /healthz, /readyz, /v1/state at HOST:PORT (env AGENTOPS_ADMIN_LISTEN; default {_ADMIN_LISTEN})")
     p.add_argument("--model-gateway-listen",
                    help="the model gateway at HOST:PORT: point the agent's SDKs at http://HOST:PORT/gemini, /openai/v1 "
-                        f"and /anthropic (env AGENTOPS_MODEL_GATEWAY_LISTEN; default {_GATEWAY_LISTEN})")
+                        f"and /anthropic; 'off' for none (env AGENTOPS_MODEL_GATEWAY_LISTEN; default {_GATEWAY_LISTEN})")
     p.add_argument("--model-upstream", action="append", metavar="PROVIDER=URL",
                    help="where the gateway sends one provider's calls, e.g. openai=http://127.0.0.1:8000 for an "
                         "OpenAI-compatible server; repeatable (env AGENTOPS_MODEL_UPSTREAMS, comma-separated; default "
@@ -151,8 +152,10 @@ def from_args(argv: list[str]) -> SidecarSettings:
         raise ConfigError("nothing after '--': give the agent command to supervise, or drop the '--'")
     listen = listen_address(args.listen or env("AGENTOPS_LISTEN") or _LISTEN, "--listen", default_host=d["listen_host"])
     admin = listen_address(args.admin_listen or env("AGENTOPS_ADMIN_LISTEN") or _ADMIN_LISTEN, "--admin-listen", default_host=d["admin_host"])
-    gateway = listen_address(args.model_gateway_listen or env("AGENTOPS_MODEL_GATEWAY_LISTEN") or _GATEWAY_LISTEN,
-                             "--model-gateway-listen", default_host=d["model_gateway_host"])
+    gateway_raw = args.model_gateway_listen or env("AGENTOPS_MODEL_GATEWAY_LISTEN") or _GATEWAY_LISTEN
+    gateway_on = gateway_raw.strip().lower() != "off"
+    gateway = (listen_address(gateway_raw, "--model-gateway-listen", default_host=d["model_gateway_host"]) if gateway_on
+               else (d["model_gateway_host"], d["model_gateway_port"]))
     health_path = args.health_path or env("AGENTOPS_HEALTH_PATH") or d["health_path"]
     if not health_path.startswith("/"):
         raise ConfigError(f"--health-path: {health_path!r} must start with '/'")
@@ -174,6 +177,7 @@ def from_args(argv: list[str]) -> SidecarSettings:
         admin_port=admin[1],
         model_gateway_host=gateway[0],
         model_gateway_port=gateway[1],
+        model_gateway=gateway_on,
         model_upstreams=_model_upstreams(args.model_upstream),
         health_path=health_path,
         probe_interval_s=PROBE_INTERVAL.read(args),

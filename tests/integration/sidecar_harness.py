@@ -32,11 +32,17 @@ class SidecarProcess:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
+    # Every sidecar on this host gets its own model gateway port (a taken port stops it).
+    gateway_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
 
     @property
     def admin_url(self) -> str:
@@ -50,6 +56,7 @@ class SidecarProcess:
             "--operator-url", self.operator_url,
             "--upstream", f"http://127.0.0.1:{self.upstream_port}",
             "--listen", f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin_port}",
+            "--model-gateway-listen", f"127.0.0.1:{self.gateway_port}",
             "--sidecar-id", f"{self.agent}-sidecar",
             "--probe-interval", "500ms", "--report-interval", "1s",
             "--log-format", "text",

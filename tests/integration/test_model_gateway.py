@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -31,7 +32,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 from model_standins import PROVIDERS, Answer, StandIns
-from operator_harness import Kube, OperatorProcess, agent_manifest, free_port, wait_for
+from operator_harness import Kube, OperatorProcess, agent_manifest, wait_for
 from sidecar_harness import SidecarProcess
 
 pytestmark = pytest.mark.timeout(120)
@@ -80,15 +81,13 @@ def providers() -> Iterator[StandIns]:
 @pytest.fixture(scope="module")
 def gateway(op: OperatorProcess, kubectl: Kube, providers: StandIns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SidecarProcess]:
     kubectl.apply(agent_manifest(AGENT))
-    port = free_port()
     sidecar = SidecarProcess(
         agent=AGENT, namespace=op.namespace, operator_url=op.url, token=op.token, upstream_port=providers.port,
         log_path=tmp_path_factory.mktemp("sidecar") / "sidecar.log",
-        extra_args=["--model-gateway-listen", f"127.0.0.1:{port}",
-                    *(arg for p in ("gemini", "openai", "anthropic") for arg in ("--model-upstream", f"{p}={providers.origin}"))])
+        extra_args=[arg for p in ("gemini", "openai", "anthropic") for arg in ("--model-upstream", f"{p}={providers.origin}")])
     sidecar.start()
-    assert sidecar.state()["modelGateway"] == f"127.0.0.1:{port}"
-    origin = f"http://127.0.0.1:{port}"
+    assert sidecar.state()["modelGateway"] == f"127.0.0.1:{sidecar.gateway_port}"
+    origin = sidecar.gateway_url
     saved = {name: os.environ.get(name) for name in ("GOOGLE_GEMINI_BASE_URL", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
                                                      "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
     os.environ.update({"GOOGLE_GEMINI_BASE_URL": f"{origin}/gemini", "OPENAI_BASE_URL": f"{origin}/openai/v1",
@@ -409,3 +408,18 @@ def test_the_operator_accepts_reports_with_model_calls(fresh: StandIns, kubectl:
                    "gen_ai_client_operation_time_to_first_chunk_seconds_bucket", "agentops_model_calls_total"):
         assert family in text, family
     assert Path(gateway.log_path).exists()
+
+
+def test_a_taken_gateway_port_stops_the_sidecar_with_a_clear_error(op: OperatorProcess, tmp_path: Path) -> None:
+    """Running on without the gateway would send the agent's model calls to whatever holds the port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        sidecar = SidecarProcess(agent=AGENT, namespace=op.namespace, operator_url=op.url, token=op.token,
+                                 upstream_port=1, log_path=tmp_path / "sidecar.log", gateway_port=port)
+        with pytest.raises(RuntimeError, match="the sidecar exited with 2"):
+            sidecar.start()
+        sidecar.stop()
+    log = (tmp_path / "sidecar.log").read_text()
+    assert f"--model-gateway-listen: cannot listen on 127.0.0.1:{port}" in log

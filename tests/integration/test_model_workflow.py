@@ -106,15 +106,16 @@ def model_operator(start_operator: Callable[..., OperatorProcess]) -> OperatorPr
 @pytest.fixture
 def chat(model_operator: OperatorProcess, kube: Kube, providers: StandIns, tmp_path: Path) -> Iterator[SidecarProcess]:
     kube.apply(chat_agent())
-    agent_port, gateway_port = free_port(), free_port()
+    agent_port = free_port()
+    gateway = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_"))}
     env.update({"GEMINI_API_KEY": KEY, "GEMINI_MODEL": MODEL,
-                "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{gateway_port}/gemini", "AGENTOPS_MODEL_TIMEOUT": "5s"})
+                "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{gateway}/gemini", "AGENTOPS_MODEL_TIMEOUT": "5s"})
     sidecar = SidecarProcess(
         agent="chat", namespace=kube.namespace, operator_url=model_operator.url, token=model_operator.token,
-        upstream_port=agent_port, log_path=tmp_path / "chat-sidecar.log", env=env,
+        upstream_port=agent_port, log_path=tmp_path / "chat-sidecar.log", env=env, gateway_port=gateway,
         command=[sys.executable, "-m", "agentops", "agent", "chat", "--host", "127.0.0.1", "--port", str(agent_port)],
-        extra_args=["--model-gateway-listen", f"127.0.0.1:{gateway_port}", "--model-upstream", f"gemini={providers.origin}"],
+        extra_args=["--model-upstream", f"gemini={providers.origin}"],
     )
     sidecar.start()
     try:

@@ -56,3 +56,10 @@ def test_bad_values_name_their_source(args: list[str], env: dict[str, str], prob
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=problem):
         from_args([*REQUIRED, *args])
+
+
+def test_the_gateway_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert from_args(REQUIRED).model_gateway is True
+    assert from_args([*REQUIRED, "--model-gateway-listen", "off"]).model_gateway is False
+    monkeypatch.setenv("AGENTOPS_MODEL_GATEWAY_LISTEN", "OFF")
+    assert from_args(REQUIRED).model_gateway is False
