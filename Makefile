@@ -61,10 +61,12 @@ unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 ## Benchmarks: print a table, write JSON under artifacts/ (numbers, never assertions).
+## The model gateway's: added latency and time to first chunk against the stand-in, memory per stream.
 bench: install envtest
 	$(BIN)/python tests/bench/bench_scale.py $(BENCH_ARGS)
 	$(BIN)/python tests/bench/bench_sidecar.py $(SIDECAR_BENCH_ARGS)
 	$(BIN)/python tests/bench/bench_healing.py $(HEALING_BENCH_ARGS)
+	$(BIN)/python tests/bench/bench_gateway.py $(GATEWAY_BENCH_ARGS)
 
 ## The local all-in-one run; Ctrl-C stops everything.
 demo: install envtest

@@ -104,7 +104,7 @@ class Stack:
     def __init__(self, cp: ControlPlane, logs: Path, profile: Path | None) -> None:
         self.token = secrets.token_hex(16)
         self.kubectl = [str(cp.kubectl_path), f"--kubeconfig={cp.kubeconfig}", "-n", NS]
-        op_port, agent_port, proxy_port, admin_port = (free_port() for _ in range(4))
+        op_port, agent_port, proxy_port, admin_port, gateway_port = (free_port() for _ in range(5))
         self.operator_url = f"http://127.0.0.1:{op_port}"
         self.direct = URL(f"http://127.0.0.1:{agent_port}/v1/chat")
         self.proxied = URL(f"http://127.0.0.1:{proxy_port}/v1/chat")
@@ -121,6 +121,7 @@ class Stack:
         self.sidecar = Child("sidecar", [*sidecar_py, "sidecar", "--agent", AGENT, "--namespace", NS,
                                          "--operator-url", self.operator_url, "--upstream", f"http://127.0.0.1:{agent_port}",
                                          "--listen", f"127.0.0.1:{proxy_port}", "--admin-listen", f"127.0.0.1:{admin_port}",
+                                         "--model-gateway-listen", f"127.0.0.1:{gateway_port}",
                                          "--log-format", "text", "--log-level", "WARNING"], env, logs / "sidecar.log")
         self.children = [self.operator, self.agent, self.sidecar]
 
