@@ -109,7 +109,7 @@ def test_alerting_rules_pass_promtool(promtool: str, tmp_path: Path) -> None:
     rules.write_text(yaml.safe_dump(rule_groups()))
     checked = run_promtool(promtool, "check", "rules", "--lint=all", "--lint-fatal", str(rules))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 4 rules found" in checked.stdout
+    assert "SUCCESS: 6 rules found" in checked.stdout
     for group in rule_groups()["groups"]:
         for rule in group["rules"]:
             assert rule["for"] and rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
@@ -135,6 +135,13 @@ ALERT_TESTS = [{
         {"series": f'agentops_agents_healing{{state="Stalled", {OPERATOR}}}', "values": "0 0 0 1x40"},
         {"series": f'agentops_sidecar_fault_overdue_seconds{{deadline="expiry", {SIDECAR}}}', "values": "0 0 0 60+60x10"},
         {"series": f'agentops_sidecar_fault_overdue_seconds{{deadline="lease", {SIDECAR}}}', "values": "0x13"},
+        # chat's calls: 60 a minute; from minute 5 on, 40 of them fail (67 %). Its tokens:
+        # 20,000 a minute until minute 5, then 2M a minute (a loop).
+        {"series": f'agentops_model_calls_total{{gen_ai_provider_name="openai", {SIDECAR}}}', "values": "0+60x60"},
+        {"series": f'agentops_model_errors_total{{gen_ai_provider_name="openai", error_type="rate_limit", {SIDECAR}}}',
+         "values": "0x5 40+40x55"},
+        {"series": f'gen_ai_client_token_usage_sum{{gen_ai_provider_name="openai", gen_ai_token_type="input", {SIDECAR}}}',
+         "values": "0+20000x5 2100000+2000000x55"},
     ],
     "alert_rule_test": [
         fired("AgentOpsAgentsUnhealthy", "9m"),
@@ -148,6 +155,10 @@ ALERT_TESTS = [{
         fired("AgentOpsFaultEnforcedPastDeadline", "3m"),
         fired("AgentOpsFaultEnforcedPastDeadline", "5m", severity="critical", namespace="team-a", pod="chat-7d9f",
               agent="chat", deadline="expiry"),
+        fired("AgentOpsModelErrorRateHigh", "14m"),  # over half for 10m only from ~minute 13, then `for: 10m`
+        fired("AgentOpsModelErrorRateHigh", "30m", severity="warning", namespace="team-a", agent="chat"),
+        fired("AgentOpsTokenBurn", "4m"),
+        fired("AgentOpsTokenBurn", "30m", severity="critical", namespace="team-a", agent="chat"),
     ],
 }]
 
