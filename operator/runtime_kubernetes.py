@@ -48,13 +48,7 @@ class KubernetesRuntime:
             self.kube.call("PATCH", **path, data=json.dumps(patch),
                            headers={"Content-Type": "application/strategic-merge-patch+json"})
         except KubeError as exc:
-            if exc.status == 404:
-                return RestartOutcome.failed("DeploymentNotFound", f"{where} does not exist (spec.runtime.deployment.name)", retryable=False)
-            if exc.status == 403:
-                return RestartOutcome.failed("DeploymentForbidden",
-                                             f"the operator may not get/patch {where}: {exc} (grant get and patch on deployments.apps)",
-                                             retryable=False)
-            return RestartOutcome.failed("KubernetesApiError", f"restarting {where} failed: {exc}", retryable=exc.retryable)
+            return _failed(exc, where, "restarting", retryable=exc.retryable)
         return RestartOutcome.done(f"rolling restart of {where} started", detail=stamp)
 
     def scale_to_zero(self, agent: ObjectRef, runtime: RuntimeSpec, token: str) -> RestartOutcome:
@@ -78,11 +72,16 @@ class KubernetesRuntime:
             self.kube.call("PATCH", **path, data=json.dumps(patch),
                            headers={"Content-Type": "application/strategic-merge-patch+json"})
         except KubeError as exc:
-            if exc.status == 404:
-                return RestartOutcome.failed("DeploymentNotFound", f"{where} does not exist (spec.runtime.deployment.name)", retryable=False)
-            if exc.status == 403:
-                return RestartOutcome.failed("DeploymentForbidden",
-                                             f"the operator may not get/patch {where}: {exc} (grant get and patch on deployments.apps)",
-                                             retryable=False)
-            return RestartOutcome.failed("KubernetesApiError", f"scaling {where} to zero failed: {exc}", retryable=False)
+            # Not retried: a runaway agent is left to a human at once either way.
+            return _failed(exc, where, "scaling to zero", retryable=False)
         return RestartOutcome.done(f"scaled {where} to zero replicas (it had {before}; kept in {REPLICAS_BEFORE_ANNOTATION})")
+
+
+def _failed(exc: KubeError, where: str, doing: str, *, retryable: bool) -> RestartOutcome:
+    if exc.status == 404:
+        return RestartOutcome.failed("DeploymentNotFound", f"{where} does not exist (spec.runtime.deployment.name)", retryable=False)
+    if exc.status == 403:
+        return RestartOutcome.failed("DeploymentForbidden",
+                                     f"the operator may not get/patch {where}: {exc} (grant get and patch on deployments.apps)",
+                                     retryable=False)
+    return RestartOutcome.failed("KubernetesApiError", f"{doing} {where} failed: {exc}", retryable=retryable)

@@ -25,6 +25,7 @@ passed in, so the table is tested without sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -168,6 +169,7 @@ class FaultTable:
         self.lease_expirations = 0
         self._expired: set[str] = set()
         self._listeners: list[Callable[[tuple[Fault, ...]], None]] = []
+        self._changed = asyncio.Event()  # set (and replaced) whenever the enforced set changes
 
     def on_change(self, listener: Callable[[tuple[Fault, ...]], None]) -> None:
         """Call `listener(effective)` whenever the enforced set changes."""
@@ -244,6 +246,26 @@ class FaultTable:
             self.model = tuple(f for f in effective if f.model is not None)
             for listener in self._listeners:
                 listener(effective)
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def hold(self, uids: frozenset[str], seconds: float | None) -> bool:
+        """Wait `seconds` (None: for ever) while any fault of `uids` is enforced.
+
+        True when the wait ran its course; False when those faults stopped being enforced
+        first (withdrawn, expired, dropped with the lease), so that a delay or a hang
+        injected by a fault ends the moment the fault does."""
+        loop = asyncio.get_running_loop()
+        deadline = math.inf if seconds is None else loop.time() + seconds
+        while any(f.uid in uids for f in self.effective):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return True
+            try:
+                await asyncio.wait_for(self._changed.wait(), None if math.isinf(remaining) else remaining)
+            except asyncio.TimeoutError:
+                return True
+        return False
 
     def clear(self, now: float) -> None:
         """The operator says this agent has no faults (or does not exist)."""

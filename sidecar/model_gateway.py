@@ -110,8 +110,6 @@ class ModelGateway:
         self._session: aiohttp.ClientSession | None = None
         self._rnd = rnd or random.random
         self._wall = wall
-        self._changed = asyncio.Event()
-        table.on_change(self._faults_changed)
 
     async def start(self) -> None:
         tls = ssl.create_default_context(cafile=certifi.where())  # verified TLS, certifi's CA bundle
@@ -126,11 +124,6 @@ class ModelGateway:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-    def _faults_changed(self, _: tuple[Fault, ...]) -> None:
-        # Wake calls held by a fault, so a withdrawn fault releases them at once.
-        self._changed.set()
-        self._changed = asyncio.Event()
 
     # ------------------------------------------------------------ entry
 
@@ -210,19 +203,7 @@ class ModelGateway:
     async def _hold(self, fault: Fault, seconds: float | None) -> bool:
         """Wait `seconds` (None: until released); True when the wait ran its course,
         False when the fault stopped being enforced first."""
-        loop = asyncio.get_running_loop()
-        deadline = math.inf if seconds is None else loop.time() + seconds
-        while True:
-            if all(f.uid != fault.uid for f in self.table.model):
-                return False
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return True
-            changed = self._changed
-            try:
-                await asyncio.wait_for(changed.wait(), None if math.isinf(remaining) else remaining)
-            except asyncio.TimeoutError:
-                return True
+        return await self.table.hold(frozenset({fault.uid}), seconds)
 
     def _enforced(self, fault: Fault) -> bool:
         return any(f.uid == fault.uid for f in self.table.model)

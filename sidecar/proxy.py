@@ -94,9 +94,7 @@ class Proxy:
                          max_connections=max_connections, read_timeout_s=upstream_timeout_s)
             if target.scheme == "http" and use_lean_client else None
         )
-        self._changed = asyncio.Event()
         self._choose: Callable[[tuple[Fault, ...]], Effect | None] = (lambda f: choose(f, rnd)) if rnd else choose
-        table.on_change(self._faults_changed)
 
     async def start(self) -> None:
         self._session = self._new_session()
@@ -130,11 +128,6 @@ class Proxy:
             await self._session.close()
         await asyncio.gather(*self._closing, return_exceptions=True)
 
-    def _faults_changed(self, _: tuple[Fault, ...]) -> None:
-        # Wake requests sleeping in an injected delay, so a withdrawn fault stops at once.
-        self._changed.set()
-        self._changed = asyncio.Event()
-
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         loop_time = asyncio.get_running_loop().time
         started = loop_time()
@@ -161,17 +154,8 @@ class Proxy:
         return web.Response(status=effect.status, body=effect.body, headers={"Content-Type": effect.content_type})
 
     async def _delay(self, effect: Effect) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + effect.delay_s
-        delaying = {f.uid for f in effect.hits if f.type == "Latency"}
-        while (remaining := deadline - loop.time()) > 0:
-            changed = self._changed
-            try:
-                await asyncio.wait_for(changed.wait(), remaining)
-            except asyncio.TimeoutError:
-                return
-            if not any(f.uid in delaying for f in self.table.effective):
-                return  # the fault was withdrawn, expired or dropped mid-delay
+        # Ends early when the fault is withdrawn, expires or is dropped mid-delay.
+        await self.table.hold(frozenset(f.uid for f in effect.hits if f.type == "Latency"), effect.delay_s)
 
     async def _forward(self, request: web.BaseRequest, started: float, loop_time: Callable[[], float]) -> web.StreamResponse:
         headers = _strip_hop_by_hop(request.headers)

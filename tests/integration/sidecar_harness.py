@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,33 @@ class SidecarProcess:
 
     def metrics_text(self) -> str:
         return requests.get(f"{self.admin_url}/metrics", timeout=5).text
+
+
+class Traffic:
+    """A few client threads per agent calling it through its sidecar, as users would."""
+
+    def __init__(self, url: str, path: str, body: dict[str, Any], threads: int = 4, pause: float = 0.05) -> None:
+        self.url, self.path, self.body, self.pause = url, path, body, pause
+        self.statuses: list[int] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                try:
+                    r = session.post(self.url + self.path, json=self.body, timeout=15)
+                    self.statuses.append(r.status_code)
+                except requests.RequestException:
+                    self.statuses.append(0)
+                self._stop.wait(self.pause)
+
+    def __enter__(self) -> Traffic:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(20)

@@ -25,8 +25,8 @@ import requests
 import yaml
 from operator_harness import Kube, OperatorProcess, fault_manifest, wait_for
 from prometheus_client.parser import text_string_to_metric_families
-from sidecar_harness import SidecarProcess
-from test_original_workflow import REQUESTS, Traffic
+from sidecar_harness import SidecarProcess, Traffic
+from test_original_workflow import REQUESTS
 # `chat`: the real operator and a real sidecar supervising the sample chat agent.
 from test_self_healing_workflow import QUICK, chat  # noqa: F401
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,41 +29,11 @@ import pytest
 import requests
 from model_standins import Answer, StandIns
 from operator_harness import Kube, OperatorProcess, free_port, wait_for
-from sidecar_harness import SidecarProcess
+from sidecar_harness import SidecarProcess, Traffic
 
 KEY = "AIzaE2E-stand-in-key_0123456789"
 MODEL = "gemini-2.0-flash"
 PRICE_IN, PRICE_OUT = 0.10, 0.40  # US dollars per million tokens, as in the cluster samples
-
-
-class Callers:
-    """Two client threads calling the chat agent through its sidecar, as users would."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.statuses: list[int] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(2)]
-
-    def _run(self) -> None:
-        with requests.Session() as session:
-            while not self._stop.is_set():
-                try:
-                    r = session.post(self.url + "/v1/chat", json={"message": "Which faults do you survive?"}, timeout=15)
-                    self.statuses.append(r.status_code)
-                except requests.RequestException:
-                    self.statuses.append(0)
-                self._stop.wait(0.1)
-
-    def __enter__(self) -> Callers:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(20)
 
 
 def chat_agent() -> str:
@@ -133,7 +102,7 @@ def test_model_faults_end_to_end(chat: SidecarProcess, kube: Kube, providers: St
     # Callers start once the supervised agent answers its probe: requests refused before
     # it first listened are real 502s that would make this about something else.
     wait_for(lambda: requests.get(f"{chat.admin_url}/readyz", timeout=2).status_code == 200, timeout=30, what="agent ready")
-    with Callers(chat.url) as callers:
+    with Traffic(chat.url, "/v1/chat", {"message": "Which faults do you survive?"}, threads=2, pause=0.1) as callers:
         # 1. Healthy, with the gateway's measurements in status.model.
         wait_for(lambda: status(kube).get("phase") == "Healthy" and (status(kube).get("model") or {}).get("calls", 0) >= 3,
                  timeout=60, what="chat Healthy with model calls in status.model")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -27,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 from operator_harness import Kube, OperatorProcess, agent_manifest, fault_manifest, free_port, wait_for
-from sidecar_harness import SidecarProcess
+from sidecar_harness import SidecarProcess, Traffic
 
 LEASE_S = 12  # short enough for a test, long enough for a fault to expire first
 REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {  # agent → (path, JSON body)
@@ -35,36 +34,6 @@ REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {  # agent → (path, JSON bod
     "summary": ("/v1/summarize", {"text": "Operators reconcile state. Sidecars enforce faults. "
                                           "Telemetry flows to the operator. Health follows thresholds.", "maxSentences": 2}),
 }
-
-
-class Traffic:
-    """A few client threads per agent calling it through its sidecar, as users would."""
-
-    def __init__(self, url: str, path: str, body: dict[str, Any], threads: int = 4) -> None:
-        self.url, self.path, self.body = url, path, body
-        self.statuses: list[int] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def _run(self) -> None:
-        with requests.Session() as session:
-            while not self._stop.is_set():
-                try:
-                    r = session.post(self.url + self.path, json=self.body, timeout=15)
-                    self.statuses.append(r.status_code)
-                except requests.RequestException:
-                    self.statuses.append(0)
-                self._stop.wait(0.05)
-
-    def __enter__(self) -> Traffic:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(20)
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 from operator_harness import Kube, OperatorProcess, fault_manifest, free_port, wait_for
-from sidecar_harness import SidecarProcess
-from test_original_workflow import REQUESTS, Traffic
+from sidecar_harness import SidecarProcess, Traffic
+from test_original_workflow import REQUESTS
 
 pytestmark = pytest.mark.controlplane
 

@@ -23,6 +23,7 @@ from agentops_operator.firestore_mirror import _Metrics as FirestoreMetrics
 from agentops_operator.metrics import OperatorMetrics
 from agentops_sidecar.faults import FaultTable
 from agentops_sidecar.metrics import SidecarCollector
+from agentops_sidecar.model_signals import ModelCollector, ModelTotals
 from agentops_sidecar.proxy import Recorder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,8 +43,12 @@ def _sidecar_collector(table: FaultTable, now: float) -> SidecarCollector:
 def _families() -> dict[str, list[Metric]]:
     metrics = OperatorMetrics()
     FirestoreMetrics(metrics.registry)  # on the operator's /metrics when the mirror is on
+    # The gateway's own agentops_* series; its gen_ai_* ones follow OpenTelemetry's names
+    # and are checked in test_sidecar_model_signals.
+    gateway = [f for f in ModelCollector(ModelTotals()).collect() if f.name.startswith("agentops_")]
     return {"operator": list(metrics.registry.collect()),
-            "sidecar": list(_sidecar_collector(FaultTable(), now=100.0).collect())}
+            "sidecar": list(_sidecar_collector(FaultTable(), now=100.0).collect()),
+            "gateway": gateway}
 
 
 FAMILIES = [(who, f) for who, families in _families().items() for f in families]
