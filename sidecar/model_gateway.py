@@ -50,7 +50,7 @@ from agentops_sidecar.model_routes import PREFIXES, CallInfo, Route, call_info, 
 from agentops_sidecar.model_shapes import ERROR_KINDS, FAULT_HEADER, Answer, corrupt_tool_calls, error_answer, safety_answer, truncate_json
 from agentops_sidecar.model_signals import CallRecord, ModelTotals
 from agentops_sidecar.model_usage import MAX_READ_BODY, AnswerReader, SseEvent, SseSplitter, classify
-from agentops_sidecar.proxy import Recorder, _strip_hop_by_hop
+from agentops_sidecar.proxy import Recorder, strip_hop_by_hop
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class ModelGateway:
     async def _forward(self, request: web.BaseRequest, body: bytes, call: _Call) -> web.StreamResponse:
         assert self._session is not None, "start() first"
         route = call.route
-        headers = _strip_hop_by_hop(request.headers)
+        headers = strip_hop_by_hop(request.headers)
         for name in _UP_DROP:
             headers.popall(name, None)
         headers["Accept-Encoding"] = "identity"
@@ -223,7 +223,7 @@ class ModelGateway:
                                              allow_redirects=False) as upstream:
                 call.status = upstream.status
                 call.headers = upstream.headers
-                out = _strip_hop_by_hop(upstream.headers)
+                out = strip_hop_by_hop(upstream.headers)
                 encoded = upstream.headers.get("Content-Encoding", "identity").lower() != "identity"
                 if upstream.content_type == "text/event-stream" and upstream.status < 300 and not encoded:
                     return await self._stream(request, upstream, out, call)

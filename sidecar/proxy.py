@@ -42,7 +42,7 @@ SMALL_BODY = 256 * 1024
 CHUNK = 64 * 1024
 
 
-def _strip_hop_by_hop(headers: Any) -> CIMultiDict[str]:
+def strip_hop_by_hop(headers: Any) -> CIMultiDict[str]:
     # Copy in C, then remove the few names that must not pass: about 3x cheaper than
     # filtering header by header in Python, and this runs twice per request.
     out: CIMultiDict[str] = CIMultiDict(headers)
@@ -158,7 +158,7 @@ class Proxy:
         await self.table.hold(frozenset(f.uid for f in effect.hits if f.type == "Latency"), effect.delay_s)
 
     async def _forward(self, request: web.BaseRequest, started: float, loop_time: Callable[[], float]) -> web.StreamResponse:
-        headers = _strip_hop_by_hop(request.headers)
+        headers = strip_hop_by_hop(request.headers)
         peer = request.remote or ""
         prior = request.headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
@@ -206,7 +206,7 @@ class Proxy:
             data=body,
             allow_redirects=False,
         ) as upstream:
-            out_headers = _strip_hop_by_hop(upstream.headers)
+            out_headers = strip_hop_by_hop(upstream.headers)
             length = upstream.content_length
             if request.method != "HEAD" and length is not None and length <= SMALL_BODY:
                 data = await upstream.read()
@@ -224,7 +224,7 @@ class Proxy:
                              holder: list[web.StreamResponse]) -> tuple[int, web.StreamResponse]:
         assert self._lean is not None
         upstream = await self._lean.request(request.method, request.raw_path, headers, body, small_body=SMALL_BODY)
-        out_headers = _strip_hop_by_hop(upstream.headers)
+        out_headers = strip_hop_by_hop(upstream.headers)
         if upstream.body is not None:
             upstream.release()
             out_headers.popall("Content-Length", None)
