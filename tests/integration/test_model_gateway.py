@@ -307,6 +307,23 @@ def test_no_fault_passes_bytes_and_keys_untouched(fresh: StandIns, gateway: Side
     assert not any(key in log for key in KEYS.values())
 
 
+def test_a_stream_passes_event_by_event_without_buffering(fresh: StandIns, gateway: SidecarProcess) -> None:
+    """Each SSE event reaches the SDK before the provider has sent the next one."""
+    fresh.answer("openai", chunks=4, pause=0.4)
+    arrived: list[float] = []
+    stream = openai.OpenAI(max_retries=0, timeout=10).chat.completions.create(
+        model=OPENAI_MODEL, messages=[{"role": "user", "content": "hi"}], stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrived.append(time.monotonic())
+    writes = [at for at, data in fresh.sent("openai")[-1].writes if b'"content":"' in data and b'"role"' not in data]
+    assert len(arrived) == len(writes) == 4
+    for i, (sent_at, got_at) in enumerate(zip(writes, arrived)):
+        assert got_at >= sent_at
+        if i + 1 < len(writes):
+            assert got_at < writes[i + 1], f"event {i} arrived only after the provider sent event {i + 1}: buffered"
+
+
 def test_each_fault_type_is_what_each_sdk_sees_from_its_provider(fresh: StandIns, kubectl: Kube, gateway: SidecarProcess) -> None:
     seen: dict[str, dict[str, str]] = {}
     wrong: list[str] = []
