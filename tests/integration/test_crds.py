@@ -156,7 +156,7 @@ def test_agent_defaults_are_applied(cluster: Cluster, crds: list[str], namespace
     assert set(spec["health"]["latencyP95Ms"]) == set(spec["health"]["errorRate"]) == {"degraded", "unhealthy"}
     # The runaway guards are off unless set: no default fills them in.
     assert set(spec["health"]["model"]) == {"minCalls", "errorRate", "timeToFirstTokenP95Ms"}
-    assert set(spec["healing"]) == {"enabled", "unhealthyFor", "verifyTimeout", "budget", "backoff"}
+    assert set(spec["healing"]) == {"enabled", "unhealthyFor", "verifyTimeout", "budget", "backoff", "onTokenBurn"}
     # ... with the values the operator assumes for a spec without them (the code states each default once).
     assert HealthThresholds.from_spec(spec) == HealthThresholds()
     assert HealingPolicy.from_spec(spec) == HealingPolicy()
