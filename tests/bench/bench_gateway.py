@@ -189,13 +189,22 @@ async def run(args: argparse.Namespace, logs: Path, res: Results) -> None:
             await asyncio.sleep(0.5)
             after_first = memory_kib(sidecar.pid)["VmRSS"]
             res.add("rss_after_first", after_first / 1024, "MiB", f"sidecar RSS after those {args.streams} finished")
-            for _ in range(args.rounds):
+            half = args.rounds // 2
+            midway = after_first
+            for i in range(args.rounds):
                 await streams_batch(session, url, args.streams, sidecar.pid)
+                if i + 1 == half:
+                    await asyncio.sleep(0.5)
+                    midway = memory_kib(sidecar.pid)["VmRSS"]
             await asyncio.sleep(0.5)
             after = memory_kib(sidecar.pid)["VmRSS"]
             res.add("rss_after_rounds", after / 1024, "MiB", f"sidecar RSS after {args.rounds} more batches")
             res.add("rss_growth_per_stream", (after - after_first) * 1024 / (args.rounds * args.streams), "bytes",
                     "RSS growth per finished stream", Target(1024))  # "none", within allocator noise
+            # The second half alone: whether the growth levels off (allocator arenas and
+            # pools filling once) or keeps going (something kept per stream).
+            res.add("rss_growth_per_stream_late", (after - midway) * 1024 / ((args.rounds - half) * args.streams), "bytes",
+                    f"RSS growth per finished stream, last {args.rounds - half} batches")
     finally:
         if sidecar is not None:
             sidecar.stop()

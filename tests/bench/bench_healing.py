@@ -8,7 +8,12 @@ every 1 s), the read-only UI and its 2 requests per second per agent. Each trial
     → the operator restarts the agent through its sidecar → status says Healthy
       again (crash-to-healthy), incident Healed → the fault is deleted.
 
-Trials alternate between the two agents. So that trials are independent, the bench
+Trials alternate between the two agents. Each starts after a random pause of up to one
+probe interval: a trial otherwise begins right after the previous one settled, at the
+same point of the sidecar's 1 s probe cycle every time, and the detection time would
+measure that phase (it did: one agent always ~2.1 s, the other ~2.9 s, or both ~3.0 s
+after an unrelated change) instead of the distribution a real crash meets. So that
+trials are independent, the bench
 widens the sample agents' budget (100 restarts per 10 min) and shortens their backoff
 to 1 s before it starts; everything on the detection and restart path is the demo's.
 Times are read from a `kubectl get --watch` stream of each Agent (one line per status
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -93,6 +99,9 @@ def crash_fault(name: str, agent: str) -> str:
                        "spec": {"target": {"agent": agent}, "type": "Crash", "duration": "10m", "crash": {}}})
 
 
+PROBE_INTERVAL_S = 1.0  # the demo's sidecars probe every second
+
+
 def latency_fault(name: str, agent: str) -> str:
     return json.dumps({"apiVersion": "agentops.dev/v1alpha1", "kind": "Fault", "metadata": {"name": name, "namespace": NS},
                        "spec": {"target": {"agent": agent}, "type": "Latency", "duration": "10m", "latency": {"delayMs": 100}}})
@@ -125,6 +134,7 @@ def start_demo(logs: Path) -> tuple[Child, list[str], dict[str, int]]:
 def trial(kubectl: list[str], watch: AgentWatch, agent: str, n: int) -> tuple[float | None, float | None]:
     name = f"bench-crash-{n}"
     restarts_before = watch.lines[-1][2] if watch.lines else 0
+    time.sleep(random.uniform(0.0, PROBE_INTERVAL_S))  # a crash comes at any point of the probe cycle
     t0 = time.monotonic()
     kubectl_run(kubectl, "apply", "-f", "-", stdin=crash_fault(name, agent))
     unhealthy = watch.wait(t0, lambda phase, _r, _s: phase == "Unhealthy", timeout=60)
