@@ -29,9 +29,7 @@ Forwarding rules:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import random
 import ssl
 import time
@@ -47,9 +45,10 @@ from agentops.api_types import ModelProvider
 from agentops_sidecar.faults import Fault, FaultTable
 from agentops_sidecar.model_faults import RETRY_COUNT_HEADER, AttemptTracker, call_key, pick
 from agentops_sidecar.model_routes import PREFIXES, CallInfo, Route, call_info, resolve
-from agentops_sidecar.model_shapes import ERROR_KINDS, FAULT_HEADER, Answer, corrupt_tool_calls, error_answer, safety_answer, truncate_json
+from agentops_sidecar.model_shapes import ERROR_KINDS, FAULT_HEADER, Answer, error_answer, safety_answer, truncate_json
 from agentops_sidecar.model_signals import CallRecord, ModelTotals
-from agentops_sidecar.model_usage import MAX_READ_BODY, AnswerReader, SseEvent, SseSplitter, classify
+from agentops_sidecar.model_stream_faults import EVENT_FAULTS, EventShaper, corrupt_body
+from agentops_sidecar.model_usage import MAX_READ_BODY, AnswerReader, SseSplitter, classify
 from agentops_sidecar.proxy import Recorder, strip_hop_by_hop
 
 log = logging.getLogger(__name__)
@@ -63,8 +62,6 @@ MAX_REQUEST_BODY = 64 * 1024 * 1024
 CHUNK = 64 * 1024
 # Headers the gateway sets itself on the way up.
 _UP_DROP = ("Host", "Content-Length", "Accept-Encoding")
-# Body-shaping faults that need the stream in whole events rather than raw chunks.
-_EVENT_FAULTS = frozenset({"ModelSlowStream", "ModelStreamStall", "ModelStreamCut", "ModelMalformedJson", "ModelCorruptToolArguments"})
 
 
 @dataclass
@@ -205,9 +202,6 @@ class ModelGateway:
         False when the fault stopped being enforced first."""
         return await self.table.hold(frozenset({fault.uid}), seconds)
 
-    def _enforced(self, fault: Fault) -> bool:
-        return any(f.uid == fault.uid for f in self.table.model)
-
     # ------------------------------------------------------------ upstream
 
     async def _forward(self, request: web.BaseRequest, body: bytes, call: _Call) -> web.StreamResponse:
@@ -268,7 +262,7 @@ class ModelGateway:
             if fault.type == "ModelMalformedJson":
                 body = truncate_json(body)
             elif fault.type == "ModelCorruptToolArguments":
-                body = _corrupt_body(call.route.provider, body)
+                body = corrupt_body(call.route.provider, body)
             out[FAULT_HEADER] = fault.name
         call.body = body
         if json_ok:
@@ -292,7 +286,7 @@ class ModelGateway:
     async def _stream(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, out: Any, call: _Call) -> web.StreamResponse:
         """An SSE answer: chunk by chunk, or event by event under a stream-shaping fault."""
         loop_time = asyncio.get_running_loop().time
-        fault = call.fault if call.fault is not None and call.fault.type in _EVENT_FAULTS else None
+        fault = call.fault if call.fault is not None and call.fault.type in EVENT_FAULTS else None
         if fault is not None:
             out[FAULT_HEADER] = fault.name
         out.popall("Content-Length", None)
@@ -314,7 +308,7 @@ class ModelGateway:
             else:
                 # Whole events from here on (a partial one waits for its end), even once a
                 # withdrawn fault has released the stream: simpler than switching modes.
-                shaper = _EventShaper(self, fault, call)
+                shaper = EventShaper(self.table, fault, call.route.provider)
                 if fault.type in ("ModelStreamStall", "ModelStreamCut") and not await shaper.before_event():
                     return _cut(request)  # afterChunks 0: strikes right after the headers
                 async for chunk in content.iter_any():
@@ -322,14 +316,16 @@ class ModelGateway:
                         sent = shaper.shape(event)
                         if fault.type == "ModelSlowStream" and not await shaper.before_event():
                             return _cut(request)
-                        await shaper.write(response, sent.raw)
+                        if call.first_chunk is None:
+                            call.first_chunk = loop_time()
+                        await response.write(sent.raw)
                         reader.event(sent)
                         shaper.sent += 1
                         if fault.type != "ModelSlowStream" and not await shaper.before_event():
                             return _cut(request)
                 rest = splitter.rest()
                 if rest:
-                    await shaper.write(response, rest)
+                    await response.write(rest)
         except ConnectionResetError:
             call.client_gone = True
             return response
@@ -362,82 +358,6 @@ class ModelGateway:
         self.recorder.window.model.record(rec)
         self.totals.record(rec)
         self.tracker.finished(call.key, error is None, now)
-
-
-class _EventShaper:
-    """Applies one stream-shaping fault to a stream, event by event."""
-
-    def __init__(self, gateway: ModelGateway, fault: Fault, call: _Call) -> None:
-        assert fault.model is not None
-        self.gateway, self.fault, self.spec, self.call = gateway, fault, fault.model, call
-        self.sent = 0  # events written
-        # Released: pacing over (the fault was withdrawn, or struck and let the stream go
-        # on); the body-shaping faults have no pacing to do at all.
-        self.released = fault.type in ("ModelMalformedJson", "ModelCorruptToolArguments")  # no pacing to do
-        self._malformed_done = False
-        self._seen_calls: set[str] = set()
-
-    async def write(self, response: web.StreamResponse, data: bytes) -> None:
-        if self.call.first_chunk is None:
-            self.call.first_chunk = asyncio.get_running_loop().time()
-        await response.write(data)
-
-    def _first(self, call_id: str) -> bool:
-        if call_id in self._seen_calls:
-            return False
-        self._seen_calls.add(call_id)
-        return True
-
-    def shape(self, event: SseEvent) -> SseEvent:
-        kind = self.fault.type
-        if kind == "ModelMalformedJson" and not self._malformed_done and event.data and event.data != "[DONE]":
-            self._malformed_done = True
-            return _replace_data(event, event.data[: max(1, len(event.data) // 2)])
-        if kind == "ModelCorruptToolArguments" and event.data and event.data != "[DONE]":
-            try:
-                obj = json.loads(event.data)
-            except ValueError:
-                return event
-            if corrupt_tool_calls(self.call.route.provider, obj, self._first):
-                return _replace_data(event, json.dumps(obj, separators=(",", ":")))
-        return event
-
-    async def before_event(self) -> bool:
-        """Pace, stall or stop before the next event; False: cut the connection now."""
-        if self.released:
-            return True
-        kind = self.fault.type
-        if kind == "ModelSlowStream":
-            assert self.spec.delay_s is not None
-            if not await self.gateway._hold(self.fault, self.spec.delay_s):
-                self.released = True
-            return True
-        if self.sent == self.spec.after_chunks:
-            if kind == "ModelStreamCut":
-                if self.gateway._enforced(self.fault):
-                    return False
-                self.released = True
-            elif kind == "ModelStreamStall":
-                if await self.gateway._hold(self.fault, self.spec.delay_s):
-                    return False  # stalled for model.delay: then the connection closes
-                self.released = True
-        return True
-
-
-def _replace_data(event: SseEvent, data: str) -> SseEvent:
-    old = event.data.encode()
-    raw = event.raw.replace(old, data.encode(), 1) if old in event.raw else b"data: " + data.encode() + b"\n\n"
-    return SseEvent(raw, event.event, data)
-
-
-def _corrupt_body(provider: ModelProvider, body: bytes) -> bytes:
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return body
-    if corrupt_tool_calls(provider, obj):
-        return json.dumps(obj, separators=(",", ":")).encode()
-    return body
 
 
 def _cut(request: web.BaseRequest) -> web.StreamResponse:
