@@ -35,7 +35,6 @@ def build_admin_app(
     instance: Instance,
     supervisor: Supervisor | None,
     registry: CollectorRegistry,
-    model_gateway: list[str] | None = None,
 ) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -70,8 +69,8 @@ def build_admin_app(
             "cured": sorted(table.cured),
             "probe": {"ok": prober.last_ok, "consecutiveFailures": prober.consecutive_failures, "lastError": prober.last_error},
             "reports": dict(link.reports),
-            # HOST:PORT the model gateway listens on; null when it could not listen.
-            "modelGateway": model_gateway[0] if model_gateway else None,
+            # HOST:PORT the model gateway listens on; null when it is off.
+            "modelGateway": settings.model_gateway_address,
         }
         return web.json_response(body)
 

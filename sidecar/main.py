@@ -65,10 +65,12 @@ async def serve(settings: SidecarSettings) -> None:
         await proxy.start()
         stack.push_async_callback(proxy.close)
         model_totals = ModelTotals()
-        gateway = ModelGateway(table, recorder, model_totals, upstreams={PREFIXES[k]: v for k, v in settings.model_upstreams},
-                               read_timeout_s=settings.upstream_timeout_s, max_connections=settings.max_upstream_connections)
-        await gateway.start()
-        stack.push_async_callback(gateway.close)
+        gateway: ModelGateway | None = None
+        if settings.model_gateway:
+            gateway = ModelGateway(table, recorder, model_totals, upstreams={PREFIXES[k]: v for k, v in settings.model_upstreams},
+                                   read_timeout_s=settings.upstream_timeout_s, max_connections=settings.max_upstream_connections)
+            await gateway.start()
+            stack.push_async_callback(gateway.close)
         # Control traffic gets its own small pool, so a saturated proxy pool never delays
         # a lease renewal or a probe.
         control = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8))
@@ -100,21 +102,19 @@ async def serve(settings: SidecarSettings) -> None:
         start("telemetry", link.push_telemetry())
         start("deadlines", _deadlines(table))
 
-        gateway_at: list[str] = []  # filled once the gateway listens
         admin_app = build_admin_app(settings, table=table, link=link, prober=prober, instance=instance,
-                                    supervisor=supervisor, registry=reg, model_gateway=gateway_at)
+                                    supervisor=supervisor, registry=reg)
         await _listen(stack, web.AppRunner(admin_app, access_log=None), settings.admin_host, settings.admin_port, "--admin-listen")
-        # A bare Server like the proxy's; handler_cancellation so that an agent giving up
-        # on a call (its SDK's timeout) ends the call here too, hung or streaming.
-        # A port that is taken stops the sidecar, as for its other ports: running on
-        # without the gateway would leave the agent's SDKs talking to whatever holds the
-        # port — on a shared host, another agent's gateway, with its faults and its
-        # signals. Several sidecars on one host each need a --model-gateway-listen.
-        if settings.model_gateway:
+        if gateway is not None:
+            # A port that is taken stops the sidecar, as for its other ports: running on
+            # without the gateway would leave the agent's SDKs talking to whatever holds
+            # the port — on a shared host, another agent's gateway, with its faults and
+            # its signals. Several sidecars on one host each need a --model-gateway-listen.
+            # A bare Server like the proxy's; handler_cancellation so that an agent giving
+            # up on a call (its SDK's timeout) ends the call here too, hung or streaming.
             gateway_server = web.Server(gateway.handle, access_log=None, handler_cancellation=True)
             await _listen(stack, web.ServerRunner(gateway_server, shutdown_timeout=SHUTDOWN_GRACE_S),
                           settings.model_gateway_host, settings.model_gateway_port, "--model-gateway-listen")
-            gateway_at.append(f"{settings.model_gateway_host}:{settings.model_gateway_port}")
         # The proxy port is a bare aiohttp Server: every path goes to one handler, so the
         # Application's router and middleware chain would be pure per-request cost.
         proxy_server = web.Server(proxy.handle, access_log=None)
@@ -122,7 +122,7 @@ async def serve(settings: SidecarSettings) -> None:
                       settings.listen_host, settings.listen_port, "--listen")
         log.info("sidecar for %s/%s: proxy on %s:%d → %s, admin on %s:%d, model gateway on %s%s", settings.namespace, settings.agent,
                  settings.listen_host, settings.listen_port, settings.upstream, settings.admin_host, settings.admin_port,
-                 gateway_at[0] if gateway_at else "(none)",
+                 settings.model_gateway_address or "(off)",
                  f", supervising {' '.join(settings.command)}" if settings.command else "",
                  extra={"settings": settings.redacted()})
         _tune_gc()

@@ -55,6 +55,11 @@ class SidecarSettings:
     log_format: str = "json"
     log_level: str = "INFO"
 
+    @property
+    def model_gateway_address(self) -> str | None:
+        """HOST:PORT of the model gateway, or None when it is off."""
+        return f"{self.model_gateway_host}:{self.model_gateway_port}" if self.model_gateway else None
+
     def redacted(self) -> dict[str, Any]:
         shown = asdict(self)
         shown["token"] = "<redacted>"
