@@ -20,6 +20,7 @@ a 10% step, so an interpolated quantile is within about 5% of the true value.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, NotRequired, TypedDict, get_args
 
 from agentops.api_types import CrashParams, ErrorParams, FaultType, LatencyParams, ModelFaultParams, ModelProvider
@@ -34,6 +35,9 @@ SERVER_ERROR_CLASSES = ("http5xx", "timeout", "connection")
 LATENCY_BUCKETS_MS: tuple[float, ...] = tuple(
     round(1.1**i, 3) for i in range(0, 143)
 )
+# A sidecar counts into a dense array, one slot per bound and one for the overflow
+# (`bisect_left(LATENCY_BUCKETS_MS, ms)` is the slot); slot i goes on the wire as key i.
+LATENCY_BUCKET_KEYS: tuple[str, ...] = tuple(repr(b) for b in LATENCY_BUCKETS_MS) + ("+Inf",)
 
 # Upper bounds on what one report may carry, so a broken or hostile sidecar cannot
 # make the operator hold unbounded state.
@@ -82,6 +86,11 @@ class InstanceInfo(TypedDict):
 
 class LatencyHistogram(TypedDict):
     buckets: dict[str, int]  # upper bound in ms (or "+Inf") → count
+
+
+def sparse_latency(counts: Sequence[int]) -> LatencyHistogram:
+    """A dense count array (len(LATENCY_BUCKET_KEYS) slots) as the wire's sparse histogram."""
+    return LatencyHistogram(buckets={LATENCY_BUCKET_KEYS[i]: n for i, n in enumerate(counts) if n})
 
 
 class ProbeSummary(TypedDict):

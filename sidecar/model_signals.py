@@ -26,10 +26,9 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from agentops.api_types import ModelProvider
-from agentops.wire import LATENCY_BUCKETS_MS, MAX_MODEL_SERIES, MODEL_PROVIDERS, ModelCallSummary
+from agentops.wire import LATENCY_BUCKET_KEYS, LATENCY_BUCKETS_MS, MAX_MODEL_SERIES, MODEL_PROVIDERS, ModelCallSummary, sparse_latency
 from agentops_sidecar.model_routes import OTEL_PROVIDER
 
-_KEYS = tuple(repr(b) for b in LATENCY_BUCKETS_MS) + ("+Inf",)
 OTHER = "other"
 # Named series leave room for one "other" per provider, so a window never exceeds the wire limit.
 _NAMED_SERIES = MAX_MODEL_SERIES - len(MODEL_PROVIDERS)
@@ -59,8 +58,8 @@ class ModelSeries:
     calls: int = 0
     retries: int = 0
     errors: dict[str, int] = field(default_factory=dict)
-    latency: list[int] = field(default_factory=lambda: [0] * len(_KEYS))
-    first_chunk: list[int] = field(default_factory=lambda: [0] * len(_KEYS))
+    latency: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKET_KEYS))
+    first_chunk: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKET_KEYS))
     input_tokens: int = 0
     output_tokens: int = 0
     streams: int = 0
@@ -118,8 +117,7 @@ class ModelWindow:
         return [
             ModelCallSummary(
                 provider=provider, model=model, calls=s.calls, retries=s.retries, errors=dict(s.errors),
-                latencyMs={"buckets": {_KEYS[i]: n for i, n in enumerate(s.latency) if n}},
-                firstChunkMs={"buckets": {_KEYS[i]: n for i, n in enumerate(s.first_chunk) if n}},
+                latencyMs=sparse_latency(s.latency), firstChunkMs=sparse_latency(s.first_chunk),
                 inputTokens=s.input_tokens, outputTokens=s.output_tokens,
                 streams=s.streams, streamsInterrupted=s.interrupted,
             )

@@ -18,11 +18,10 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from agentops.wire import ERROR_CLASSES, LATENCY_BUCKETS_MS, InstanceInfo, TelemetryReport
+from agentops.wire import ERROR_CLASSES, LATENCY_BUCKET_KEYS, LATENCY_BUCKETS_MS, InstanceInfo, TelemetryReport, sparse_latency
 from agentops_sidecar.model_signals import ModelWindow
 
 _BOUNDS = LATENCY_BUCKETS_MS
-_KEYS = tuple(repr(b) for b in _BOUNDS) + ("+Inf",)
 
 
 def error_class(status: int) -> str | None:
@@ -38,7 +37,7 @@ class Window:
     started: float  # monotonic
     requests: int = 0
     errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_CLASSES, 0))
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(_BOUNDS) + 1))
+    buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKET_KEYS))
     probes_ok: int = 0
     probes_failed: int = 0
     applied: set[str] = field(default_factory=set)
@@ -84,7 +83,7 @@ class Window:
             windowSeconds=round(max(now - self.started, 0.001), 3),
             requests=self.requests,
             errors={cls: n for cls, n in self.errors.items() if n},
-            latencyMs={"buckets": {_KEYS[i]: n for i, n in enumerate(self.buckets) if n}},
+            latencyMs=sparse_latency(self.buckets),
             probes={
                 "ok": self.probes_ok,
                 "failed": self.probes_failed,
