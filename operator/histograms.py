@@ -1,9 +1,30 @@
-"""Quantiles of the sparse latency histograms the sidecars send (agentops.wire)."""
+"""The sparse latency histograms the sidecars send (agentops.wire): adding them up, and their quantiles."""
 
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Mapping, TypeVar
+
+from agentops.wire import bucket_bound
+
+K = TypeVar("K")
+
+
+def add_buckets(into: dict[float, int], raw: Mapping[str, int]) -> dict[float, int]:
+    """Add a histogram as it came on the wire (bound as text) into `into`; return `into`.
+
+    "100" and "100.0" are the same bound: their counts add up."""
+    for key, count in raw.items():
+        if count:
+            bound = bucket_bound(key)
+            into[bound] = into.get(bound, 0) + count
+    return into
+
+
+def add_counts(into: dict[K, int], other: Mapping[K, int]) -> None:
+    """Add histogram `other` (or any counts by key, e.g. errors by type) into `into`."""
+    for key, count in other.items():
+        into[key] = into.get(key, 0) + count
 
 
 def quantile(buckets: Mapping[float, int], q: float) -> float | None:

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from agentops.api_types import AgentModelMetrics, AgentPhase, ModelProvider
-from agentops.wire import MODEL_PROVIDERS, ModelCallSummary, bucket_bound
-from agentops_operator.histograms import quantile
+from agentops.wire import MODEL_PROVIDERS, ModelCallSummary
+from agentops_operator.histograms import add_buckets, add_counts, quantile
 from agentops_operator.resources import HealthThresholds
 
 Finding = tuple[AgentPhase, str, str]  # (phase, reason, message)
@@ -48,23 +48,28 @@ class ModelSeries:
     streams_interrupted: int = 0
 
     def add(self, s: ModelCallSummary) -> None:
+        """Add one report's summary (histograms keyed by bound as text)."""
         self.calls += s["calls"]
         self.retries += s["retries"]
-        for kind, n in s["errors"].items():
-            self.errors[kind] = self.errors.get(kind, 0) + n
-        _add_buckets(self.latency_buckets, s["latencyMs"]["buckets"])
-        _add_buckets(self.first_chunk_buckets, s["firstChunkMs"]["buckets"])
+        add_counts(self.errors, s["errors"])
+        add_buckets(self.latency_buckets, s["latencyMs"]["buckets"])
+        add_buckets(self.first_chunk_buckets, s["firstChunkMs"]["buckets"])
         self.input_tokens += s["inputTokens"]
         self.output_tokens += s["outputTokens"]
         self.streams += s["streams"]
         self.streams_interrupted += s["streamsInterrupted"]
 
-
-def _add_buckets(into: dict[float, int], raw: Mapping[str, int]) -> None:
-    for key, count in raw.items():
-        if count:
-            bound = bucket_bound(key)
-            into[bound] = into.get(bound, 0) + count
+    def absorb(self, other: ModelSeries) -> None:
+        """Add another merged series (the agent's total over all its models)."""
+        self.calls += other.calls
+        self.retries += other.retries
+        add_counts(self.errors, other.errors)
+        add_counts(self.latency_buckets, other.latency_buckets)
+        add_counts(self.first_chunk_buckets, other.first_chunk_buckets)
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.streams += other.streams
+        self.streams_interrupted += other.streams_interrupted
 
 
 def merge(summaries: Iterable[ModelCallSummary]) -> dict[tuple[ModelProvider, str], ModelSeries]:
@@ -86,17 +91,7 @@ def metrics(series: Mapping[tuple[ModelProvider, str], ModelSeries], covered_s: 
     total = ModelSeries()
     cost_per_window = 0.0
     for (_, model), s in series.items():
-        total.calls += s.calls
-        total.retries += s.retries
-        for kind, n in s.errors.items():
-            total.errors[kind] = total.errors.get(kind, 0) + n
-        for bound, n in s.latency_buckets.items():
-            total.latency_buckets[bound] = total.latency_buckets.get(bound, 0) + n
-        for bound, n in s.first_chunk_buckets.items():
-            total.first_chunk_buckets[bound] = total.first_chunk_buckets.get(bound, 0) + n
-        total.input_tokens += s.input_tokens
-        total.output_tokens += s.output_tokens
-        total.streams_interrupted += s.streams_interrupted
+        total.absorb(s)
         price = th.price(model)
         if price is not None:
             cost_per_window += (s.input_tokens * price[0] + s.output_tokens * price[1]) / 1_000_000
@@ -113,7 +108,7 @@ def metrics(series: Mapping[tuple[ModelProvider, str], ModelSeries], covered_s: 
         inputTokens=total.input_tokens,
         outputTokens=total.output_tokens,
         tokensPerMinute=round((total.input_tokens + total.output_tokens) / minutes, 1),
-        providers=[p for p in MODEL_PROVIDERS if any(k[0] == p for k in series)],  # type: ignore[misc]
+        providers=sorted({provider for provider, _ in series}, key=MODEL_PROVIDERS.index),
         windowSeconds=round(covered_s, 1),
     )
     p95 = quantile(total.latency_buckets, 0.95)

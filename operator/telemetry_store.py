@@ -15,9 +15,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agentops.wire import SERVER_ERROR_CLASSES, ModelCallSummary, TelemetryReport, bucket_bound
+from agentops.wire import SERVER_ERROR_CLASSES, ModelCallSummary, TelemetryReport
 from agentops_operator import model_health
 from agentops_operator.health import WindowSummary
+from agentops_operator.histograms import add_buckets, add_counts
 from agentops_operator.resources import Key
 
 # One hour of 1-second reports, or the longest allowed window at the default interval.
@@ -54,16 +55,6 @@ class _AgentWindows:
     last_report_wall: datetime | None = None
 
 
-def _merge_buckets(raw: dict[str, int]) -> dict[float, int]:
-    # "100" and "100.0" are the same bound: their counts add up.
-    merged: dict[float, int] = {}
-    for key, count in raw.items():
-        if count:
-            bound = bucket_bound(key)
-            merged[bound] = merged.get(bound, 0) + count
-    return merged
-
-
 class TelemetryStore:
     def __init__(self) -> None:
         self._agents: dict[Key, _AgentWindows] = {}
@@ -85,7 +76,7 @@ class TelemetryStore:
                 received=received,
                 requests=report["requests"],
                 server_errors=sum(report["errors"].get(c, 0) for c in SERVER_ERROR_CLASSES),
-                buckets=_merge_buckets(report["latencyMs"]["buckets"]),
+                buckets=add_buckets({}, report["latencyMs"]["buckets"]),
                 window_s=report["windowSeconds"],
                 probes_ok=report["probes"]["ok"],
                 probes_failed=report["probes"]["failed"],
@@ -157,8 +148,7 @@ class TelemetryStore:
                 failed += e.probes_failed
                 reporter_covered += e.window_s
                 model += e.model
-                for bound, count in e.buckets.items():
-                    buckets[bound] = buckets.get(bound, 0) + count
+                add_counts(buckets, e.buckets)
             covered = max(covered, min(reporter_covered, window_s))
             consecutive.append(latest.consecutive_failures)
             starting += latest.starting
