@@ -165,23 +165,16 @@ async def run(args: argparse.Namespace, logs: Path, res: Results) -> None:
             await interleaved(session, f"{origin}/v1/chat/completions", f"{gateway}/openai/v1/chat/completions", CHAT, 100, 1)
             res.add("rss_idle", memory_kib(sidecar.pid)["VmRSS"] / 1024, "MiB", "sidecar RSS, warmed up, no calls in flight")
 
-            direct, through = await interleaved(session, f"{origin}/v1/chat/completions",
-                                                f"{gateway}/openai/v1/chat/completions", CHAT, args.requests, 1)
-            for q, name in ((0.5, "p50"), (0.99, "p99")):
-                d, g = percentile(direct, q) * 1000, percentile(through, q) * 1000
-                res.add(f"plain_direct_{name}", d, "ms", f"non-streaming {name}, direct")
-                res.add(f"plain_gateway_{name}", g, "ms", f"non-streaming {name}, through the gateway")
-                res.add(f"plain_added_{name}", g - d, "ms", f"non-streaming {name} added by the gateway",
-                        Target(1.0) if name == "p50" else None)
-
-            direct, through = await interleaved(session, f"{origin}/v1/chat/completions",
-                                                f"{gateway}/openai/v1/chat/completions", CHAT_STREAM, args.requests, 0)
-            for q, name in ((0.5, "p50"), (0.99, "p99")):
-                d, g = percentile(direct, q) * 1000, percentile(through, q) * 1000
-                res.add(f"ttfc_direct_{name}", d, "ms", f"time to first chunk {name}, direct")
-                res.add(f"ttfc_gateway_{name}", g, "ms", f"time to first chunk {name}, through the gateway")
-                res.add(f"ttfc_added_{name}", g - d, "ms", f"time to first chunk {name} added by the gateway",
-                        Target(1.0) if name == "p50" else None)
+            # (key, what, request body, which time `one` measures: 1 = whole call, 0 = first chunk)
+            for key, what, body, pick in (("plain", "non-streaming", CHAT, 1), ("ttfc", "time to first chunk", CHAT_STREAM, 0)):
+                direct, through = await interleaved(session, f"{origin}/v1/chat/completions",
+                                                    f"{gateway}/openai/v1/chat/completions", body, args.requests, pick)
+                for q, name in ((0.5, "p50"), (0.99, "p99")):
+                    d, g = percentile(direct, q) * 1000, percentile(through, q) * 1000
+                    res.add(f"{key}_direct_{name}", d, "ms", f"{what} {name}, direct")
+                    res.add(f"{key}_gateway_{name}", g, "ms", f"{what} {name}, through the gateway")
+                    res.add(f"{key}_added_{name}", g - d, "ms", f"{what} {name} added by the gateway",
+                            Target(1.0) if name == "p50" else None)
 
             url = f"{gateway}/anthropic/v1/messages"
             peak = await streams_batch(session, url, args.streams, sidecar.pid)

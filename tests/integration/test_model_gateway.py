@@ -218,23 +218,21 @@ def outcome(provider: str, stream: bool, retries: int = 0) -> tuple[str, str]:
 # test; the report lists it.
 STREAMS = (False, True)
 ALL = {(p, s) for p in ("openai", "anthropic", "gemini") for s in STREAMS}
+def streamed_or_not(openai: str, anthropic: str, gemini: str) -> dict[tuple[str, bool], str]:
+    """The same outcome for a provider's plain and streamed calls."""
+    return {(provider, s): outcome for provider, outcome in (("openai", openai), ("anthropic", anthropic), ("gemini", gemini))
+            for s in STREAMS}
+
+
 EXPECTED: dict[str, dict[tuple[str, bool], str]] = {
-    "ModelRateLimit": {("openai", s): "openai.RateLimitError" for s in STREAMS}
-    | {("anthropic", s): "anthropic.RateLimitError" for s in STREAMS} | {("gemini", s): "google.ClientError" for s in STREAMS},
-    "ModelQuotaExhausted": {("openai", s): "openai.RateLimitError" for s in STREAMS}
-    | {("anthropic", s): "anthropic.RateLimitError" for s in STREAMS} | {("gemini", s): "google.ClientError" for s in STREAMS},
-    "ModelOverloaded": {("openai", s): "openai.InternalServerError" for s in STREAMS}
-    | {("anthropic", s): "anthropic.OverloadedError" for s in STREAMS} | {("gemini", s): "google.ServerError" for s in STREAMS},
-    "ModelServerError": {("openai", s): "openai.InternalServerError" for s in STREAMS}
-    | {("anthropic", s): "anthropic.InternalServerError" for s in STREAMS} | {("gemini", s): "google.ServerError" for s in STREAMS},
-    "ModelContextLength": {("openai", s): "openai.BadRequestError" for s in STREAMS}
-    | {("anthropic", s): "anthropic.BadRequestError" for s in STREAMS} | {("gemini", s): "google.ClientError" for s in STREAMS},
-    "ModelSafetyBlock": {("openai", s): "ok:<content_filter>" for s in STREAMS}
-    | {("anthropic", s): "ok:<refusal>" for s in STREAMS} | {("gemini", s): "ok:<blocked SAFETY>" for s in STREAMS},
-    "ModelTimeout": {("openai", s): "openai.APITimeoutError" for s in STREAMS}
-    | {("anthropic", s): "anthropic.APITimeoutError" for s in STREAMS} | {("gemini", s): "httpx2.ReadTimeout" for s in STREAMS},
-    "ModelTimeout+delay": {("openai", s): "openai.APIConnectionError" for s in STREAMS}
-    | {("anthropic", s): "anthropic.APIConnectionError" for s in STREAMS} | {("gemini", s): "httpx2.RemoteProtocolError" for s in STREAMS},
+    "ModelRateLimit": streamed_or_not("openai.RateLimitError", "anthropic.RateLimitError", "google.ClientError"),
+    "ModelQuotaExhausted": streamed_or_not("openai.RateLimitError", "anthropic.RateLimitError", "google.ClientError"),
+    "ModelOverloaded": streamed_or_not("openai.InternalServerError", "anthropic.OverloadedError", "google.ServerError"),
+    "ModelServerError": streamed_or_not("openai.InternalServerError", "anthropic.InternalServerError", "google.ServerError"),
+    "ModelContextLength": streamed_or_not("openai.BadRequestError", "anthropic.BadRequestError", "google.ClientError"),
+    "ModelSafetyBlock": streamed_or_not("ok:<content_filter>", "ok:<refusal>", "ok:<blocked SAFETY>"),
+    "ModelTimeout": streamed_or_not("openai.APITimeoutError", "anthropic.APITimeoutError", "httpx2.ReadTimeout"),
+    "ModelTimeout+delay": streamed_or_not("openai.APIConnectionError", "anthropic.APIConnectionError", "httpx2.RemoteProtocolError"),
     "ModelSlowFirstToken": {key: "ok:<" for key in ALL},
     "ModelSlowStream": {key: "ok:<" for key in ALL},
     "ModelStreamStall": {("openai", False): "ok:<", ("anthropic", False): "ok:<", ("gemini", False): "ok:<",
@@ -243,15 +241,13 @@ EXPECTED: dict[str, dict[tuple[str, bool], str]] = {
     "ModelStreamCut": {("openai", False): "ok:<", ("anthropic", False): "ok:<", ("gemini", False): "ok:<",
                        ("openai", True): "openai.APIConnectionError", ("anthropic", True): "anthropic.APIConnectionError",
                        ("gemini", True): "httpx2.RemoteProtocolError"},
-    "ModelMalformedJson": {("openai", s): "json.JSONDecodeError" for s in STREAMS}
-    | {("anthropic", s): "json.JSONDecodeError" for s in STREAMS}
-    | {("gemini", False): "json.JSONDecodeError", ("gemini", True): "google.UnknownApiResponseError"},
+    "ModelMalformedJson": streamed_or_not("json.JSONDecodeError", "json.JSONDecodeError", "json.JSONDecodeError")
+    | {("gemini", True): "google.UnknownApiResponseError"},
     # OpenAI hands arguments over as text (now unparsable); Anthropic's SDK parses the
     # streamed partial_json itself and raises; objects (Anthropic plain, Gemini) arrive
     # parsed, with every value of the wrong type for the tool's schema.
-    "ModelCorruptToolArguments": {("openai", s): "ok:{{" for s in STREAMS}
-    | {("anthropic", False): 'ok:{"city": 0}', ("anthropic", True): "builtins.ValueError"}
-    | {("gemini", s): 'ok:{"city": 0}' for s in STREAMS},
+    "ModelCorruptToolArguments": streamed_or_not("ok:{{", 'ok:{"city": 0}', 'ok:{"city": 0}')
+    | {("anthropic", True): "builtins.ValueError"},
 }
 PARAMS: dict[str, dict[str, Any]] = {
     "ModelTimeout+delay": {"delay": "200ms"}, "ModelSlowFirstToken": {"delay": "300ms"},
