@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 from agentops_operator.resources import HealingPolicy, HealthThresholds, RuntimeSpec
 
@@ -236,6 +238,20 @@ def test_model_faults_are_accepted_and_keep_their_block(cluster: Cluster, crds: 
     th = HealthThresholds.from_spec(get_json(cluster, namespace, "agent/priced")["spec"])
     assert health["minCalls"] == th.model_min_calls and th.tokens_per_minute_unhealthy == 100000
     assert th.price("gpt-4o-mini") == (0.15, 0.6)
+
+
+def test_the_readmes_model_fault_is_accepted(cluster: Cluster, crds: list[str], namespace: str) -> None:
+    """The README's example of a Model fault applies as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", readme, re.S)]
+    faults = [b for b in blocks if isinstance(b, dict) and b.get("kind") == "Fault"]
+    assert [f["spec"]["type"] for f in faults] == ["ModelRateLimit"]
+    apply(cluster, namespace, faults[0])
+    assert get_json(cluster, namespace, f"fault/{faults[0]['metadata']['name']}")["spec"]["model"] == faults[0]["spec"]["model"]
+    # The healing block it shows as "the defaults" is what the API server fills in.
+    healing = next(b for b in blocks if isinstance(b, dict) and "healing" in b.get("spec", {}))["spec"]["healing"]
+    apply(cluster, namespace, agent("readme-defaults"))
+    assert get_json(cluster, namespace, "agent/readme-defaults")["spec"]["healing"] == healing
 
 
 def test_crash_fault_defaults(cluster: Cluster, crds: list[str], namespace: str) -> None:
