@@ -365,3 +365,152 @@ DEFAULT_ERROR_STATUS = 503  # spec.error.statusCode: Service Unavailable, what a
 DEFAULT_CRASH_STATUS = 503  # spec.crash.statusCode
 DEFAULT_RETRY_AFTER = "1s"  # spec.model.retryAfter of ModelRateLimit: a short hint, as providers send under load
 DEFAULT_AFTER_CHUNKS = 1  # spec.model.afterChunks: the stream breaks after its first event
+
+
+# ------------------------------------------------------------------ ResilienceCheck
+
+CheckPhase = Literal["Pending", "Scheduled", "Running", "Completed", "Aborted", "Failed"]
+RunPhase = Literal["Baseline", "Running", "Completed", "Aborted", "Failed"]
+RunTrigger = Literal["Created", "Requested", "Schedule"]
+ExperimentState = Literal["Pending", "Settling", "Injecting", "Observing", "Recovering", "Done"]
+Verdict = Literal["Resilient", "Degraded", "Vulnerable", "Aborted"]
+
+
+class SteadyStateSpec(TypedDict, total=False):
+    baseline: str
+    settle: str
+    timeout: str
+    minRequests: int
+    maxErrorRate: float
+    maxLatencyP95Ms: int
+    maxTimeToFirstTokenP95Ms: int
+    maxTokensPerMinute: int
+
+
+class FaultTemplate(TypedDict, total=False):
+    """A Fault's spec without its target (spec.experiments[].fault)."""
+
+    type: Required[FaultType]
+    latency: LatencyParams
+    error: ErrorParams
+    crash: CrashParams
+    model: ModelFaultParams
+    match: FaultMatch
+    duration: Required[str]
+    stopConditions: list[StopConditionSpec]
+
+
+class ExpectSpec(TypedDict, total=False):
+    detectedWithin: str
+    recoveredWithin: str
+    recoveryDeadline: str
+    maxErrorRate: float
+    maxLatencyP95Ms: int
+    maxTimeToFirstTokenP95Ms: int
+    maxTokensPerMinute: int
+    allowEscalation: bool
+
+
+class ExperimentSpec(TypedDict, total=False):
+    name: Required[str]
+    weight: int
+    fault: Required[FaultTemplate]
+    expect: ExpectSpec
+
+
+class CheckSpecBody(TypedDict, total=False):
+    agent: Required[str]
+    steadyState: SteadyStateSpec
+    experiments: Required[list[ExperimentSpec]]
+    schedule: str
+    suspend: bool
+    historyLimit: int
+    passingScore: int
+    failOnVulnerableWeight: int
+
+
+class Measurement(TypedDict, total=False):
+    """The Agent's numbers over one window of a run (baseline, a fault's active window)."""
+
+    seconds: float
+    requests: int
+    errors: int
+    errorRate: float
+    latencyP95Ms: float
+    modelCalls: int
+    modelErrors: int
+    timeToFirstTokenP95Ms: float
+    tokensPerMinute: float
+
+
+class ExperimentResult(TypedDict, total=False):
+    name: Required[str]
+    faultType: FaultType
+    weight: int
+    state: ExperimentState
+    verdict: Verdict
+    findings: list[str]
+    fault: str
+    faultUID: str
+    faultPhase: FaultPhase
+    faultMessage: str
+    startedAt: str
+    faultStartedAt: str
+    faultEndedAt: str
+    detectedAt: str
+    recoveredAt: str
+    finishedAt: str
+    detectionSeconds: float
+    recoverySeconds: float
+    worstPhase: AgentPhase
+    restarts: int
+    escalated: bool
+    incident: str
+    incidentState: IncidentState
+    during: Measurement
+
+
+class SeriesPoint(TypedDict, total=False):
+    offsetSeconds: Required[float]
+    requests: int
+    errorRate: float
+    latencyP95Ms: float
+    phase: AgentPhase
+
+
+class CheckRun(TypedDict, total=False):
+    id: Required[int]
+    trigger: RunTrigger
+    phase: RunPhase
+    generation: int
+    startedAt: str
+    finishedAt: str
+    score: int
+    passed: bool
+    message: str
+    baseline: Measurement
+    experiments: list[ExperimentResult]
+    series: list[SeriesPoint]
+
+
+class CheckStatus(TypedDict, total=False):
+    phase: CheckPhase
+    observedGeneration: int
+    conditions: list[Condition]
+    progress: str
+    score: int
+    summary: str
+    message: str
+    nextRunAt: str
+    runRequest: str
+    runs: list[CheckRun]
+
+
+# The annotation `agentops check run` sets to ask for a new run; any new value does.
+RUN_REQUESTED_ANNOTATION = "agentops.dev/run-requested"
+# Labels on the Faults a check creates: which check, run and experiment they belong to.
+CHECK_LABEL = "agentops.dev/resilience-check"
+RUN_LABEL = "agentops.dev/check-run"
+EXPERIMENT_LABEL = "agentops.dev/experiment"
+# Verdict values in the score (CheckRun.score): documented in the CRD and the README.
+VERDICT_VALUE: dict[Verdict, float] = {"Resilient": 1.0, "Degraded": 0.5, "Vulnerable": 0.0}

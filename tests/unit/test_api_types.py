@@ -96,6 +96,8 @@ def _compare(schema: dict[str, Any], tp: Any, path: str, problems: list[str]) ->
     ("agent", "status", api_types.AgentStatus),
     ("fault", "spec", api_types.FaultSpecBody),
     ("fault", "status", api_types.FaultStatus),
+    ("resiliencecheck", "spec", api_types.CheckSpecBody),
+    ("resiliencecheck", "status", api_types.CheckStatus),
 ])
 def test_crd_schema_and_types_agree(kind: str, block: str, tp: Any) -> None:
     problems: list[str] = []
