@@ -15,11 +15,13 @@ from typing import Any, Awaitable, Callable, cast
 import kopf
 
 from agentops import GROUP, VERSION, kube_credentials
+from agentops_operator.check_controller import CHECKS, CheckController
 from agentops_operator.reconciler import Reconciler
 from agentops_operator.resources import AGENTS, FAULTS
 
 
-def build_registry(reconciler: Reconciler, on_cleanup: Callable[[], Awaitable[None]]) -> kopf.OperatorRegistry:
+def build_registry(reconciler: Reconciler, on_cleanup: Callable[[], Awaitable[None]],
+                   checks: CheckController | None = None) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -61,6 +63,13 @@ def build_registry(reconciler: Reconciler, on_cleanup: Callable[[], Awaitable[No
     @kopf.on.event(GROUP, VERSION, FAULTS, registry=registry)
     async def fault_event(*, event: kopf.RawEvent, **_: Any) -> None:
         reconciler.fault_event(event.get("type"), cast(dict[str, Any], event["object"]))
+        if checks is not None:
+            checks.fault_event(event.get("type"), cast(dict[str, Any], event["object"]))
+
+    if checks is not None:
+        @kopf.on.event(GROUP, VERSION, CHECKS, registry=registry)
+        async def check_event(*, event: kopf.RawEvent, **_: Any) -> None:
+            checks.check_event(event.get("type"), cast(dict[str, Any], event["object"]))
 
     # The halt switch is an annotation on a Namespace (a cluster-scoped object: kopf
     # watches it cluster-wide even when the operator serves only some namespaces).

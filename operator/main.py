@@ -28,6 +28,7 @@ import kopf
 from aiohttp import web
 
 from agentops.backoff import Backoff
+from agentops_operator.check_controller import CheckController
 from agentops_operator.handlers import build_registry
 from agentops_operator.http_api import build_app
 from agentops_operator.kube_client import KubeClient, KubeError
@@ -117,12 +118,12 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
         log.info("stopped in %.2fs", time.monotonic() - started)
 
     try:
-        reconciler = await _start(settings, stack)
+        reconciler, checks = await _start(settings, stack)
         # Let the background tasks spawn their workers before kopf starts: kopf treats
         # tasks created after its start as its own "hung" tasks at exit.
         await asyncio.sleep(0)
         await kopf.operator(
-            registry=build_registry(reconciler, shutdown),
+            registry=build_registry(reconciler, shutdown, checks),
             clusterwide=settings.all_namespaces,
             namespaces=settings.namespaces,
             standalone=True,  # one operator per scope; no peering resources needed
@@ -133,7 +134,7 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
         await shutdown()  # kopf may have ended without running cleanup (a crash), or never started
 
 
-async def _start(settings: OperatorSettings, stack: contextlib.AsyncExitStack) -> Reconciler:
+async def _start(settings: OperatorSettings, stack: contextlib.AsyncExitStack) -> tuple[Reconciler, CheckController]:
     """Start everything but kopf, registering each part's stop on `stack` as soon as it runs."""
     metrics = OperatorMetrics()
     kube = KubeClient(max_in_flight=settings.max_writes_in_flight)
@@ -168,6 +169,10 @@ async def _start(settings: OperatorSettings, stack: contextlib.AsyncExitStack) -
                             control_namespace=settings.control_namespace, mirror=mirror)
     reconcile_task = asyncio.create_task(reconciler.run(), name="reconcile-loop")
     stack.push_async_callback(_stop, reconcile_task)
+    checks = CheckController(kube, reconciler)
+    reconciler.report_taps.append(checks.observe_report)
+    checks_task = asyncio.create_task(checks.run(), name="resilience-checks")
+    stack.push_async_callback(_stop, checks_task)
     resync_task = asyncio.create_task(_resync_forever(kube, reconciler, settings), name="resync")
     stack.push_async_callback(_stop, resync_task)
 
@@ -177,4 +182,4 @@ async def _start(settings: OperatorSettings, stack: contextlib.AsyncExitStack) -
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
     log.info("sidecar API listening on %s", ", ".join(str(a) for a in runner.addresses))
-    return reconciler
+    return reconciler, checks

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from agentops.wire import FaultAssignment, TelemetryReport
 from agentops_operator.agent_pass import AgentPass
@@ -61,7 +61,10 @@ class Reconciler:
         mirror: Mirror | None = None,
     ) -> None:
         self.metrics = metrics
+        self.writer = writer
         self.clock = clock or Clock()
+        # Others that measure the reports as they come (check_controller: runs in progress).
+        self.report_taps: list[Callable[[Key, TelemetryReport, float], None]] = []
         self.halts = HaltSwitch(control_namespace)
         self.board = AssignmentBoard()
         self.telemetry = TelemetryStore()
@@ -114,8 +117,11 @@ class Reconciler:
         key = Key(report["agent"]["namespace"], report["agent"]["name"])
         if key not in self.index.agents:
             raise UnknownAgent(f"agent {key} does not exist (or is not watched by this operator)")
-        self.telemetry.add(key, report, received=self.clock.mono(), wall=self.clock.wall())
+        wall = self.clock.wall()
+        self.telemetry.add(key, report, received=self.clock.mono(), wall=wall)
         self.queue.mark("agent", key)
+        for tap in self.report_taps:
+            tap(key, report, wall.timestamp())
 
     def knows(self, key: Key) -> bool:
         return key in self.index.agents
