@@ -209,7 +209,8 @@ class CheckRunner:
         run = CheckRun(id=run_id, trigger=trigger, phase="Baseline", generation=generation, startedAt=_ts(seen.now),
                        experiments=[ExperimentResult(name=e.name, faultType=e.fault_type, weight=e.weight, state="Pending")
                                     for e in settings.experiments])
-        run["experiments"][0].update(state="Settling", startedAt=_ts(seen.now))
+        run["experiments"][0]["state"] = "Settling"
+        run["experiments"][0]["startedAt"] = _ts(seen.now)
         self.status["runs"] = [run] + runs[: max(0, settings.history_limit - 1)]
         if seen.run_request is not None:
             self.status["runRequest"] = seen.run_request
@@ -246,7 +247,8 @@ class CheckRunner:
         if seen.halted is not None:
             self._end_run("Aborted", f"halted: {seen.halted}", seen.now)
             return
-        if seen.agent is None and self.current() is not None and self.current()[1].get("state") in ACTIVE_STATES:  # type: ignore[index]
+        cur = self.current()
+        if seen.agent is None and cur is not None and cur[1].get("state") in ACTIVE_STATES:
             self._end_run("Aborted", f"Agent {settings.agent} was deleted", seen.now)
             return
         self._track_health(seen)
@@ -426,7 +428,7 @@ class CheckRunner:
             return
         if fault.phase not in FINAL_FAULT_PHASES:
             return
-        e["faultPhase"] = fault.phase  # type: ignore[typeddict-item]
+        e["faultPhase"] = fault.phase
         if fault.message:
             e["faultMessage"] = fault.message[:1024]
         e["faultEndedAt"] = fault.ended_at or _ts(seen.now)

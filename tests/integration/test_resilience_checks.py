@@ -50,7 +50,10 @@ def agent_manifest() -> str:
     })
 
 
-def check_manifest(name: str, experiments: list[dict[str, Any]], **spec: Any) -> str:
+Experiment = dict[str, Any]
+
+
+def check_manifest(name: str, experiments: list[Experiment], **spec: Any) -> str:
     body = {"agent": "chat", "steadyState": {"baseline": "4s", "settle": "3s", "timeout": "90s", "minRequests": 5,
                                              "maxErrorRate": 0.05},
             "experiments": experiments, **spec}
@@ -58,11 +61,11 @@ def check_manifest(name: str, experiments: list[dict[str, Any]], **spec: Any) ->
                        "spec": body})
 
 
-CRASH = {"name": "crash", "weight": 3, "fault": {"type": "Crash", "duration": "20s"},
+CRASH: Experiment = {"name": "crash", "weight": 3, "fault": {"type": "Crash", "duration": "20s"},
          "expect": {"detectedWithin": "10s", "recoveredWithin": "25s", "maxErrorRate": 0.9, "recoveryDeadline": "40s"}}
-LATENCY = {"name": "latency", "weight": 1, "fault": {"type": "Latency", "latency": {"delayMs": 400}, "duration": "12s"},
+LATENCY: Experiment = {"name": "latency", "weight": 1, "fault": {"type": "Latency", "latency": {"delayMs": 400}, "duration": "12s"},
            "expect": {"detectedWithin": "10s", "maxLatencyP95Ms": 250, "recoveryDeadline": "40s"}}
-RATE_LIMIT = {"name": "rate-limit", "weight": 2,
+RATE_LIMIT: Experiment = {"name": "rate-limit", "weight": 2,
               "fault": {"type": "ModelRateLimit", "model": {"providers": ["Gemini"], "retryAfter": "2s"}, "duration": "20s"},
               "expect": {"recoveryDeadline": "40s"}}
 
@@ -132,8 +135,9 @@ def expected_verdict(e: dict[str, Any], spec: dict[str, Any]) -> str:
         hard = True
     if e.get("faultPhase") == "Aborted" or ("detectedAt" in e and "recoveredAt" not in e):
         hard = True
-    seconds = {"s": 1, "m": 60}
-    limit = lambda text: float(text[:-1]) * seconds[text[-1]]  # noqa: E731  (only 's' and 'm' are used here)
+    def limit(text: str) -> float:  # only 's' and 'm' are used here
+        return float(text[:-1]) * {"s": 1, "m": 60}[text[-1]]
+
     if "detectedWithin" in expect and e.get("detectionSeconds", 0) > limit(expect["detectedWithin"]):
         soft = True
     if "recoveredWithin" in expect and "detectedAt" in e and e.get("recoverySeconds", math.inf) > limit(expect["recoveredWithin"]):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agentops.api_types import CheckStatus, ExperimentResult
+from agentops.api_types import CheckRun, CheckStatus, ExperimentResult, Verdict
 from agentops.wire import TelemetryReport
 from agentops_operator import check_verdict
 from agentops_operator.check_meter import BIN_S, Meter
@@ -71,7 +71,7 @@ class World:
         raise AssertionError(f"not reached: {self.runner.status}")
 
     def exp(self, i: int) -> ExperimentResult:
-        runs = self.runner.status.get("runs") or [{"id": 0, "experiments": [ExperimentResult(name="")] * 2}]
+        runs = self.runner.status.get("runs") or [CheckRun(id=0, experiments=[ExperimentResult(name="")] * 2)]
         return runs[0]["experiments"][i]
 
     def activate(self, name: str) -> None:
@@ -94,7 +94,7 @@ def test_a_run_goes_through_its_experiments_and_is_scored() -> None:
     assert create.name == fault_name("check", 1, "crash") == "check-1-crash"
     assert create.body["spec"] == {"type": "Crash", "duration": "20s", "target": {"agent": "chat"}}
     assert create.body["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
-    assert run["baseline"]["requests"] >= 50 and run["phase"] == "Running"
+    assert run["baseline"]["requests"] >= 50 and w.runner.status["runs"][0]["phase"] == "Running"
     w.tick()
     assert [a for a in w.actions if isinstance(a, CreateFault)] == [create]  # never twice
     w.activate("check-1-crash")
@@ -128,6 +128,7 @@ def test_a_run_goes_through_its_experiments_and_is_scored() -> None:
     w.tick()
     slow = w.exp(1)
     assert slow["verdict"] == "Degraded" and "p95 latency" in slow["findings"][0]
+    run = w.runner.status["runs"][0]
     assert run["phase"] == "Completed" and run["score"] == 88  # round(100 x (3 + 0.5) / 4) = 87.5, half up
     assert w.runner.status["summary"] == "1 Resilient, 1 Degraded" and w.runner.status["progress"] == "2/2"
     assert run["passed"] is True and {c["type"]: c["status"] for c in w.runner.status["conditions"]}["Passed"] == "True"
@@ -138,7 +139,7 @@ def test_a_run_goes_through_its_experiments_and_is_scored() -> None:
 def test_steady_state_never_held_fails_the_run_before_any_fault() -> None:
     w = World()
     w.phase = "Degraded"
-    w.until(lambda: (w.runner.status.get("runs") or [{}])[0].get("phase") == "Failed", limit=100)
+    w.until(lambda: (w.runner.status.get("runs") or [CheckRun(id=0)])[0].get("phase") == "Failed", limit=100)
     assert not [a for a in w.actions if isinstance(a, CreateFault)]
     assert w.runner.status["phase"] == "Failed"
     assert {c["type"]: c["status"] for c in w.runner.status["conditions"]}["Stalled"] == "True"
@@ -199,7 +200,7 @@ def test_another_check_holding_the_agent_keeps_this_one_pending() -> None:
 
 
 def test_a_new_run_request_starts_another_run_keeping_history() -> None:
-    status = CheckStatus(runs=[{"id": 1, "phase": "Completed"}], runRequest="a")
+    status = CheckStatus(runs=[CheckRun(id=1, phase="Completed")], runRequest="a")
     w = World(status=status)
     seen = Seen(now=T0, agent=AgentView("Healthy", False, 0), faults={}, run_request="a")
     w.runner.step(w.settings, 1, seen)
@@ -242,7 +243,9 @@ def test_judge(over: dict[str, Any], expect: Expectations, verdict: str, finding
 
 
 def test_score_is_weighted_half_up_and_leaves_aborted_out() -> None:
-    e = lambda v, w: {"name": "x", "verdict": v, "weight": w}  # noqa: E731
+    def e(verdict: Verdict, weight: int) -> ExperimentResult:
+        return ExperimentResult(name="x", verdict=verdict, weight=weight)
+
     assert check_verdict.score([e("Resilient", 3), e("Degraded", 1), e("Vulnerable", 2)]) == 58  # 350/6 = 58.3
     assert check_verdict.score([e("Resilient", 1), e("Degraded", 1), e("Vulnerable", 2), e("Aborted", 50)]) == 38  # 37.5
     assert check_verdict.score([e("Aborted", 1)]) is None
