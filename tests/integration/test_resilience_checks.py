@@ -273,3 +273,10 @@ def _apply_error(kube: Kube, manifest: str) -> str:
 def test_invalid_checks_are_rejected_naming_the_field(kube: Kube, experiments: list[dict[str, Any]],
                                                       spec: dict[str, Any], field: str) -> None:
     assert field in _apply_error(kube, check_manifest("bad", experiments, **spec))
+
+
+@pytest.mark.usefixtures("crds")
+def test_the_readme_example_is_accepted(kube: Kube) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = next(block for block in readme.split("```yaml\n")[1:] if "kind: ResilienceCheck" in block).split("```")[0]
+    kube.cluster.kubectl("apply", "-n", kube.namespace, "--dry-run=server", "-f", "-", input=example)
