@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sidecar", help="the proxy beside one agent: applies faults, probes, reports telemetry; '-- CMD' supervises the agent")
     sub.add_parser("agent", help="a sample agent: 'agentops agent chat' or 'agentops agent summary'")
     sub.add_parser("ui", help="the read-only web UI: agents, faults and incidents, live")
+
+    from agentops.check_commands import add_check_parser, add_report_parser
+
+    add_check_parser(sub)
+    add_report_parser(sub)
     return parser
 
 
