@@ -69,7 +69,6 @@ class CheckController:
         self._tasks: set[asyncio.Task[None]] = set()
         self._metered: dict[Key, CheckRunner] = {}  # Agent → the runner measuring it
         self._pending_deletes: set[Key] = set()  # deletes on the wire
-        self._synced = False  # orphans are judged only once the reconciler has listed everything
 
     # ------------------------------------------------------------------ inputs
 
@@ -79,9 +78,12 @@ class CheckController:
         if event_type == "DELETED":
             check = self._checks.pop(key, None)
             if check is not None:
+                self._metered = {a: r for a, r in self._metered.items() if r is not check.runner}
                 self._carry_out(check, check.runner.abort("the ResilienceCheck was deleted", self._reconciler.now()),
                                 write=False)
-            # Every Fault this check made, whatever the runner remembers.
+            # Every Fault this check made, whatever the runner remembers. (A check deleted
+            # while the operator was down: the garbage collector deletes its Faults, which
+            # it owns; and each is bounded by its own duration.)
             self._deleting |= {k for k, (owner, _) in self._faults.items() if k.namespace == key.namespace and owner == key.name}
             return
         check = self._checks.get(key)
@@ -109,8 +111,6 @@ class CheckController:
         phase: FaultPhase | None = status.get("phase")
         self._faults[key] = (owner, FaultView(uid=meta.get("uid", ""), phase=phase, started_at=status.get("startedAt"),
                                               ended_at=status.get("endedAt"), message=status.get("message", "")))
-        if Key(key.namespace, owner) not in self._checks and self._synced:
-            self._deleting.add(key)  # an orphan: its check is gone
 
     def observe_report(self, agent: Key, report: TelemetryReport, received: float) -> None:
         """A telemetry report about `agent` (wall-clock Unix seconds): measured while a run is on."""
@@ -132,7 +132,6 @@ class CheckController:
 
     def tick(self) -> None:
         now = self._reconciler.now()
-        self._synced = self._synced or self._reconciler.synced
         held: dict[Key, str] = {}
         for key, check in self._checks.items():
             if check.runner.running and check.settings is not None:
