@@ -18,7 +18,9 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from agentops_ui import assets, view_agent, view_api, view_faults, view_health, view_live, view_metrics, view_overview
+from agentops_ui import (
+    assets, view_agent, view_api, view_checks, view_faults, view_health, view_live, view_metrics, view_overview,
+)
 from agentops_ui.context import CONTEXT, UIContext
 from agentops_ui.layout import respond
 from agentops_ui.markup import el
@@ -90,9 +92,13 @@ def build_app(ctx: UIContext) -> web.Application:
         ("/", view_overview.overview),
         ("/faults", view_faults.faults),
         ("/agents/{namespace}/{name}", view_agent.agent),
+        ("/checks", view_checks.checks),
+        ("/checks/{namespace}/{name}", view_checks.check),
         ("/api/agents", view_api.agents),
         ("/api/agents/{namespace}/{name}", view_api.agent),
         ("/api/faults", view_api.faults),
+        ("/api/checks", view_api.checks),
+        ("/api/checks/{namespace}/{name}", view_api.check),
         ("/api/events", view_api.events),
         ("/live", view_live.live),
         ("/healthz", view_health.healthz),

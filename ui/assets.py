@@ -82,6 +82,55 @@ ol.timeline li { margin: .3rem 0; overflow-wrap: anywhere; }
 .stage-verified { color: var(--healthy); } .stage-escalated { color: var(--unhealthy); }
 .incident dl { display: grid; grid-template-columns: auto 1fr; gap: .1rem .8rem; margin: .2rem 0 .8rem; }
 .incident dd { margin: 0; overflow-wrap: anywhere; }
+.check-phase, .verdict, .passed { display: inline-block; padding: .05rem .5rem; border-radius: 999px; font-size: .8rem; font-weight: 700; white-space: nowrap; background: #eef1f4; color: var(--fg); }
+.check-phase-Running { background: #ddf4ff; color: #0550ae; }
+.check-phase-Completed { background: #dafbe1; color: var(--healthy); }
+.check-phase-Aborted, .check-phase-Failed { background: #ffebe9; color: var(--unhealthy); }
+.verdict-Resilient, .passed-yes { background: var(--healthy); color: #fff; }
+.verdict-Degraded { background: var(--amber); color: #1f2328; }
+.verdict-Vulnerable, .passed-no { background: var(--unhealthy); color: #fff; }
+.verdict-Aborted { background: var(--unknown); color: #fff; }
+.verdict-Pending { background: #eef1f4; color: var(--muted); font-weight: 400; }
+@media (min-width: 60rem) { dl.check-metrics { grid-template-columns: auto 1fr auto 1fr auto 1fr; } }
+#experiments td, #experiments th { font-variant-numeric: tabular-nums; }
+#experiments .limit { display: block; font-size: .75rem; color: var(--muted); }
+#experiments .escalated { color: var(--unhealthy); font-weight: 600; }
+#experiments tr.not-in-spec th { color: var(--muted); font-style: italic; }
+ul.findings { margin: 0; padding-left: 1rem; font-size: .85rem; overflow-wrap: anywhere; min-width: 14rem; }
+nav.runs { display: flex; flex-wrap: wrap; align-items: baseline; gap: .3rem; margin: .6rem 0; font-size: .9rem; }
+ol.run-links { display: flex; flex-wrap: wrap; gap: .2rem 1rem; list-style: none; margin: 0; padding: 0; }
+ol.run-links a[aria-current="page"] { font-weight: 700; text-decoration: none; color: var(--fg); }
+.run-message { margin: .3rem 0; overflow-wrap: anywhere; }
+#run-chart { margin: .5rem 0; }
+.run-chart { width: 100%; max-width: 60rem; height: auto; display: block; background: var(--card); border: 1px solid var(--line); border-radius: 6px; }
+.run-chart .panel { fill: #f6f8fa; stroke: var(--line); }
+.run-chart .grid { stroke: #e3e8ee; }
+.run-chart text { font-size: 10px; fill: var(--muted); }
+.run-chart .axis-label { text-anchor: end; }
+.run-chart .panel-title { font-weight: 700; fill: var(--fg); }
+.run-chart .tick-label { text-anchor: middle; }
+.run-chart .band-label { fill: var(--fg); font-weight: 600; }
+.band-area { fill: #8c959f; fill-opacity: .18; stroke: #8c959f; stroke-opacity: .5; stroke-dasharray: 3 2; }
+.band-Resilient .band-area { fill: var(--healthy); stroke: var(--healthy); }
+.band-Degraded .band-area { fill: var(--amber); stroke: var(--amber); }
+.band-Vulnerable .band-area { fill: var(--unhealthy); stroke: var(--unhealthy); }
+.band-open .band-area { fill: #0969da; stroke: #0969da; }
+.series-latency, .series-errors { fill: none; stroke-width: 1.8; stroke-linejoin: round; }
+.series-latency { stroke: #0969da; }
+.series-errors { stroke: var(--unhealthy); }
+.run-chart-dot { stroke-width: 5; stroke-linecap: round; }
+.phase-cell { fill: var(--unknown); }
+.phase-cell-Healthy { fill: var(--healthy); }
+.phase-cell-Degraded { fill: var(--amber); }
+.phase-cell-Unhealthy { fill: var(--unhealthy); }
+.chart-legend { font-size: .8rem; margin: .3rem 0; display: flex; flex-wrap: wrap; gap: .3rem 1rem; }
+.key::before { content: ""; display: inline-block; width: .9rem; height: .6rem; margin-right: .3rem; border-radius: 2px; vertical-align: middle; }
+.key-latency::before { background: #0969da; height: .2rem; }
+.key-errors::before { background: var(--unhealthy); height: .2rem; }
+.key-band::before { background: #8c959f; opacity: .4; }
+.card-checks { margin-top: .4rem; font-size: .9rem; }
+ul.check-links { list-style: none; padding: 0; margin: .2rem 0; }
+ul.check-links li { overflow-wrap: anywhere; }
 @media (max-width: 40rem) {
   .cards { grid-template-columns: 1fr; }
   main { padding: .6rem; }

@@ -1,17 +1,20 @@
-"""Agents, Faults and Events from the API server into the store: list, then watch.
+"""Agents, Faults, ResilienceChecks and Events from the API server into the store: list, then watch.
 
 One `SourceWatch` per kind and namespace (or per kind cluster-wide): list, hand the
 result to the store, then watch from the list's resourceVersion; when the watch ends
 (the server closes it every few minutes) watch again from the last version seen; on
 410 Gone list again; on errors back off (`BACKOFF`) and record the error so the pages
-can say why they are stale.
+can say why they are stale. An optional kind whose list answers 404 (its CRD is not
+installed: ResilienceChecks came later than Agents and Faults) is recorded as absent
+and listed again on the backoff's slow end, so installing the CRD later is picked up
+without a restart and the rest of the UI never waits for it.
 
 pykube-ng is synchronous, so every call runs in a thread pool that holds one thread
 per source: a watch blocks its thread reading the stream and hands each event to the
 event loop with `loop.call_soon_threadsafe`, which keeps the events in order. On
 shutdown each stream's socket is shut down so the blocked threads return at once.
 
-The only requests made are GET list and GET watch on agents, faults and events.
+The only requests made are GET list and GET watch on agents, faults, resiliencechecks and events.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import requests
 from agentops import API_VERSION, kube_credentials
 from agentops.backoff import Backoff
 from agentops.errors import AgentOpsError, ConfigError
-from agentops_ui.store import AGENT, EVENT, FAULT, Obj, Store
+from agentops_ui.store import AGENT, CHECK, EVENT, FAULT, Obj, Store
 
 log = logging.getLogger("agentops_ui.kube")
 
@@ -61,14 +64,18 @@ class Resource:
     api_version: str
     plural: str
     field_selector: str | None = None
+    optional: bool = False  # a 404 on list means "not installed", not an error
 
 
 AGENTS = Resource(AGENT, API_VERSION, "agents")
 FAULTS = Resource(FAULT, API_VERSION, "faults")
+CHECKS = Resource(CHECK, API_VERSION, "resiliencechecks", optional=True)
 # Only Events about this project's objects; the kind (Agent or Fault) is checked by the
 # store, since a field selector takes one value per field.
 EVENTS = Resource(EVENT, "v1", "events", field_selector=f"involvedObject.apiVersion={API_VERSION}")
-RESOURCES = (AGENTS, FAULTS, EVENTS)
+RESOURCES = (AGENTS, FAULTS, CHECKS, EVENTS)
+# How often an absent kind is listed again: installing its CRD shows up within this long.
+ABSENT_RETRY_S = 30.0
 
 
 class KubeError(AgentOpsError):
@@ -273,6 +280,15 @@ class SourceWatch:
                         failures += 1  # a server that keeps saying Gone must not spin us
                         await asyncio.sleep(BACKOFF.delay(failures))
                 except KubeError as exc:
+                    if exc.status == 404 and self.res.optional:
+                        failures = 0
+                        state = self.store.sources.get((self.res.kind, self.namespace))
+                        if state is None or state.absent is None:
+                            log.info("%s: not served (is its CRD installed?); listing again every %.0fs",
+                                     self.scope, ABSENT_RETRY_S)
+                        self.store.source_absent(self.res.kind, self.namespace, str(exc), self.clock())
+                        await asyncio.sleep(ABSENT_RETRY_S)
+                        continue
                     failures += 1
                     delay = BACKOFF.delay(failures)
                     log.warning("%s: %s; retrying in %.1fs", self.scope, exc, delay)

@@ -13,7 +13,7 @@ from aiohttp import web
 from agentops_ui.assets import SCRIPT_URL, STYLE_URL
 from agentops_ui.markup import Markup, el
 
-NAV = (("overview", "/", "Overview"), ("faults", "/faults", "Faults"))
+NAV = (("overview", "/", "Overview"), ("faults", "/faults", "Faults"), ("checks", "/checks", "Checks"))
 
 
 def wants_partial(request: web.Request) -> bool:

@@ -1,4 +1,4 @@
-"""The UI's in-memory copy of the cluster: Agents, Faults and their Events.
+"""The UI's in-memory copy of the cluster: Agents, Faults, ResilienceChecks and Events.
 
 Fed by `kube_watch` (on the event loop, one call per watch event or re-list) and read
 by the views. It also keeps what the API server does not: a short history of each
@@ -23,9 +23,10 @@ Key = tuple[str, str]  # (namespace, name)
 
 AGENT = "Agent"
 FAULT = "Fault"
+CHECK = "ResilienceCheck"
 EVENT = "Event"
 SOURCE = "Source"  # a change in a watch's health (synced, failing), not in an object
-WATCHED_KINDS = (AGENT, FAULT)  # Events are kept only when they are about one of these
+WATCHED_KINDS = (AGENT, FAULT, CHECK)  # Events are kept only when they are about one of these
 
 # About ten minutes of status updates at the operator's default 60 s metric heartbeat
 # (more when phases change): enough for a trend, small enough to draw as a sparkline.
@@ -36,10 +37,10 @@ EVENTS_PER_OBJECT = 200
 
 @dataclass(frozen=True)
 class Change:
-    kind: str  # Agent, Fault, Event or Source
+    kind: str  # Agent, Fault, ResilienceCheck, Event or Source
     namespace: str
     name: str
-    type: str  # ADDED, MODIFIED, DELETED (objects); SYNCED, FAILED (sources)
+    type: str  # ADDED, MODIFIED, DELETED (objects); SYNCED, FAILED, ABSENT (sources)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class SourceState:
     synced: bool = False
     error: str | None = None
     since: float = 0.0  # when `error` (or the first sync) began
+    # The API server does not serve the kind (its CRD is not installed): nothing to load,
+    # so it counts as synced; the pages of that kind say so, the others stay quiet.
+    absent: str | None = None
 
 
 def key_of(obj: Obj) -> Key:
@@ -102,6 +106,7 @@ class Store:
                  on_change: Callable[[Change], None] | None = None) -> None:
         self.agents: dict[Key, Obj] = {}
         self.faults: dict[Key, Obj] = {}
+        self.checks: dict[Key, Obj] = {}
         self._events: dict[Key, Obj] = {}
         # (kind, namespace, name) of the involved object → its Events' keys and times.
         self._events_by_object: dict[tuple[str, str, str], dict[Key, tuple[float, int, str]]] = {}
@@ -151,7 +156,7 @@ class Store:
         return bool(previous is not None and version and (previous.get("metadata") or {}).get("resourceVersion") == version)
 
     def _held(self, kind: str) -> dict[Key, Obj]:
-        return {AGENT: self.agents, FAULT: self.faults, EVENT: self._events}[kind]
+        return {AGENT: self.agents, FAULT: self.faults, CHECK: self.checks, EVENT: self._events}[kind]
 
     def _apply_object(self, kind: str, type_: str, key: Key, obj: Obj, now: float) -> bool:
         held = self._held(kind)
@@ -199,10 +204,19 @@ class Store:
 
     def source_synced(self, kind: str, namespace: str | None, now: float) -> None:
         state = self.sources.setdefault((kind, namespace), SourceState(kind, namespace))
-        if state.synced and state.error is None:
+        if state.synced and state.error is None and state.absent is None:
             return
-        state.synced, state.error, state.since = True, None, now
+        state.synced, state.error, state.absent, state.since = True, None, None, now
         self._source_changed(state, "SYNCED")
+
+    def source_absent(self, kind: str, namespace: str | None, message: str, now: float) -> None:
+        """The kind is not served (404 on list): whatever was held of it is gone."""
+        self.replace(kind, namespace, (), now)
+        state = self.sources.setdefault((kind, namespace), SourceState(kind, namespace))
+        if state.absent == message:
+            return
+        state.synced, state.error, state.absent, state.since = True, None, message, now
+        self._source_changed(state, "ABSENT")
 
     def source_failed(self, kind: str, namespace: str | None, message: str, now: float) -> None:
         state = self.sources.setdefault((kind, namespace), SourceState(kind, namespace))
@@ -210,7 +224,7 @@ class Store:
             return
         if state.error is None:
             state.since = now
-        state.error = message
+        state.error, state.absent = message, None
         self._source_changed(state, "FAILED")
 
     def _source_changed(self, state: SourceState, type_: str) -> None:

@@ -1,8 +1,8 @@
-"""Stored Agents and Faults, typed: what the agent, fault and event summaries share.
+"""Stored Agents, Faults and ResilienceChecks, typed: what the summaries share.
 
 Status and spec are read through the types of `agentops.api_types`, the contract the
 operator writes: `agent_status`, `agent_spec`, `fault_status` and `fault_spec` are the one
-place where a stored object becomes typed. Metadata and Events are Kubernetes' own and
+place where a stored object becomes typed (`check_status` and `check_spec` too). Metadata and Events are Kubernetes' own and
 stay plain dicts.
 
 Also here, so that `agent_summaries`, `fault_summaries` and `event_summaries` read them
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, TypedDict, cast
 
-from agentops.api_types import AgentSpecBody, AgentStatus, FaultSpecBody, FaultStatus
+from agentops.api_types import AgentSpecBody, AgentStatus, CheckSpecBody, CheckStatus, FaultSpecBody, FaultStatus
 from agentops.errors import InvalidField
 from agentops.label_selector import LabelSelector
 from agentops.times import format_timestamp
@@ -66,7 +66,15 @@ def fault_spec(fault: Obj) -> FaultSpecBody:
     return cast(FaultSpecBody, fault.get("spec") or {})
 
 
-def conditions(status: AgentStatus | FaultStatus) -> list[ConditionView]:
+def check_status(check: Obj) -> CheckStatus:
+    return cast(CheckStatus, check.get("status") or {})
+
+
+def check_spec(check: Obj) -> CheckSpecBody:
+    return cast(CheckSpecBody, check.get("spec") or {})
+
+
+def conditions(status: AgentStatus | FaultStatus | CheckStatus) -> list[ConditionView]:
     return [ConditionView(type=c["type"], status=c["status"], reason=c["reason"], message=c["message"],
                           lastTransitionTime=c["lastTransitionTime"])
             for c in status.get("conditions", [])]

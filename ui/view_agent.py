@@ -1,16 +1,19 @@
 """`/agents/{namespace}/{name}`: one agent — its numbers, conditions, incidents and
-timeline, its Events, and the faults that target it now or did before."""
+timeline, its Events, the faults that target it now or did before, and the resilience
+checks that test it."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from agentops_ui.agent_summaries import AgentDetail, AgentSummary, TimelineEntry, agent_detail
+from agentops_ui.check_summaries import checks_by_agent
 from agentops_ui.context import context
 from agentops_ui.event_summaries import EventSummary
 from agentops_ui.layout import respond
 from agentops_ui.markup import Markup, el
 from agentops_ui.store import Store
+from agentops_ui.view_checks import checks_table
 from agentops_ui.view_faults import faults_table
 from agentops_ui.widgets import (
     active_faults, chart_caption, conditions_table, css_token, definition_list, labels_list, latency, percent,
@@ -89,6 +92,15 @@ def _model_calls(agent: AgentSummary) -> Markup:
     return el("section", el("h2", "Model calls"), numbers, id="model")
 
 
+def _checks(store: Store, namespace: str, name: str, now: float) -> Markup:
+    """The resilience checks that test this agent; nothing when there are none."""
+    checks = checks_by_agent(store, now).get((namespace, name))
+    if not checks:
+        return Markup("")
+    return el("section", el("h2", "Resilience checks"), checks_table(checks, show_agent=False, id_="agent-checks"),
+              id="checks")
+
+
 def render(detail: AgentDetail, store: Store, now: float) -> Markup:
     agent = detail["agent"]
     ns, name = agent["namespace"], agent["name"]
@@ -119,6 +131,7 @@ def render(detail: AgentDetail, store: Store, now: float) -> Markup:
         + _incidents(detail)
         + _events(detail["events"])
         + el("section", el("h2", "Faults"), faults_table(detail["faults"], id_=None, class_="agent-faults"), id="faults")
+        + _checks(store, ns, name, now)
         + metadata
     )
 

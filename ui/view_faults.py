@@ -10,8 +10,7 @@ from agentops_ui.layout import respond
 from agentops_ui.markup import Markup, el
 from agentops_ui.store import Store
 from agentops_ui.typed_objects import FAULT_ACTIVE
-from agentops_ui.view_overview import agent_url
-from agentops_ui.widgets import fault_phase_badge, sources_banner, time_left, timestamp
+from agentops_ui.widgets import agent_url, fault_phase_badge, sources_banner, time_left, timestamp
 
 COLUMNS = ("Name", "Namespace", "Target", "Type", "Phase", "Time left", "Started", "Ended", "Message")
 

@@ -16,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from agentops_ui.context import CONTEXT, UIContext
-from agentops_ui.store import AGENT, EVENT, FAULT
+from agentops_ui.store import AGENT, CHECK, EVENT, FAULT
 
 REGISTRY_KEY = web.AppKey("metrics_registry", CollectorRegistry)
 
@@ -30,6 +30,7 @@ class UICollector(Collector):
         objects = GaugeMetricFamily("agentops_ui_objects", "Objects held in the UI's store, by kind.", labels=["kind"])
         objects.add_metric([AGENT], len(store.agents))
         objects.add_metric([FAULT], len(store.faults))
+        objects.add_metric([CHECK], len(store.checks))
         objects.add_metric([EVENT], store.event_count)
         yield objects
         synced = GaugeMetricFamily("agentops_ui_watch_synced", "1 once the list of a kind in a namespace has completed.",

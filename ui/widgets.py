@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from agentops_ui.agent_summaries import ActiveFaultView, HistoryPoint
 from agentops_ui.markup import Child, Markup, el
@@ -17,6 +18,14 @@ from agentops_ui.time_text import format_ago, format_left, parse_time
 from agentops_ui.typed_objects import ConditionView
 
 DASH = "—"
+
+
+def agent_url(namespace: str, name: str) -> str:
+    return f"/agents/{quote(namespace, safe='')}/{quote(name, safe='')}"
+
+
+def check_url(namespace: str, name: str, run: int | None = None) -> str:
+    return f"/checks/{quote(namespace, safe='')}/{quote(name, safe='')}" + ("" if run is None else f"?run={run}")
 
 
 def css_token(value: str) -> str:

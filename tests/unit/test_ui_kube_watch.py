@@ -156,3 +156,31 @@ async def test_abort_ends_a_blocked_watch_at_once(api: tuple[FakeAPI, str]) -> N
 
 def test_events_are_watched_for_this_api_group_only() -> None:
     assert EVENTS.api_version == "v1" and EVENTS.field_selector == "involvedObject.apiVersion=agentops.dev/v1alpha1"
+
+
+async def test_an_optional_kind_that_is_not_served_is_absent_not_failing(api: tuple[FakeAPI, str],
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 404 on list of an optional kind (ResilienceChecks without their CRD): synced and absent,
+    no error for the banners, and listed again later, so installing the CRD is picked up."""
+    monkeypatch.setattr(kube_watch, "ABSENT_RETRY_S", 0.01)
+    fake, url = api
+    fake.list_status = 404
+    store = Store()
+    pool = ThreadPoolExecutor(1)
+    optional = dataclasses.replace(AGENTS, optional=True)
+    task = asyncio.create_task(SourceWatch(reader_for(url), pool, store, optional, "ns").run())
+    try:
+        await until(lambda: store.sources.get((AGENT, "ns")) is not None and store.sources[(AGENT, "ns")].absent is not None)
+        state = store.sources[(AGENT, "ns")]
+        assert state.synced and state.error is None and "404" in str(state.absent) and store.synced
+        fake.list_status = 200
+        await until(lambda: store.sources[(AGENT, "ns")].absent is None and list(store.agents) == [("ns", "a")])
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        pool.shutdown(wait=True)
+
+
+def test_checks_are_watched_as_an_optional_kind() -> None:
+    assert kube_watch.CHECKS in kube_watch.RESOURCES and kube_watch.CHECKS.optional and kube_watch.CHECKS.plural == "resiliencechecks"
+    assert not any(r.optional for r in kube_watch.RESOURCES if r is not kube_watch.CHECKS)
