@@ -169,7 +169,8 @@ def _band(box: BandBox) -> Markup:
                  x=_n(box.x0), y=_n(LATENCY_TOP - 4), width=_n(max(box.x1 - box.x0, 1.0)),
                  height=_n(PHASE_BOTTOM - LATENCY_TOP + 4), class_="band-area"),
               el("text", box.name, x=_n(box.x0 + 2), y=_n(LATENCY_TOP - 8), class_="band-label"),
-              class_=f"fault-band band-{css_token(box.verdict or 'open')}" + (" band-open" if box.open else ""),
+              class_=" ".join(c for c in ("fault-band", box.verdict and f"band-{css_token(box.verdict)}",
+                                          box.open and "band-open") if c),
               data_experiment=box.name, data_x0=_n(box.x0), data_x1=_n(box.x1))
 
 

@@ -13,13 +13,17 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from operator_harness import Kube, OperatorProcess, agent_manifest, fault_manifest, report, wait_for
+from test_ui_check_pages import check_manifest, status_completed, status_running, write_status
 from ui_harness import REPO_ROOT, UIProcess
 
 from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
+
+if TYPE_CHECKING:  # conftest is not imported at run time: fixtures arrive by name
+    from conftest import Cluster
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
@@ -143,7 +147,8 @@ def test_every_route_refuses_writes(operator: OperatorProcess, kube: Kube, ui: U
     kube.apply(fault_manifest("f1", agent="alpha"))
     ns = kube.namespace
     routes = ["/", "/faults", f"/agents/{ns}/alpha", "/api/agents", f"/api/agents/{ns}/alpha", "/api/faults",
-              "/api/events", "/live", "/healthz", "/no-such-page", f"/agents/{ns}/nobody"]
+              "/api/events", "/live", "/healthz", "/no-such-page", f"/agents/{ns}/nobody", "/checks", f"/checks/{ns}/nobody",
+              "/api/checks"]
     page.goto(ui.url + "/")
     for route in routes:
         for method in ("POST", "PUT", "DELETE", "PATCH"):
@@ -171,3 +176,40 @@ def test_complete_without_javascript_and_readable_on_a_narrow_screen(operator: O
         expect(card(pg, kube.namespace, "alpha").locator(".phase-badge")).to_have_text("Healthy")
     finally:
         context.close()
+
+
+def test_check_page_shows_verdicts_and_shaded_fault_windows_and_follows_the_status(
+        cluster: Cluster, kube: Kube, ui: UIProcess, page: Page) -> None:
+    """No operator: the test writes the check's status through the status subresource
+    (test_ui_check_pages), first a run under way, then the same run judged."""
+    ns = kube.namespace
+    kube.apply(agent_manifest("web"))
+    kube.apply(check_manifest("web-check", "web"))
+    write_status(cluster, kube, "web-check", status_running())
+    page.goto(f"{ui.url}/checks/{ns}/web-check")
+    slow = page.locator('#experiments tr[data-experiment="slow"]')
+    crash = page.locator('#experiments tr[data-experiment="crash"]')
+    expect(slow.locator(".verdict")).to_have_text("Resilient", timeout=10000)
+    expect(crash.locator(".verdict")).to_have_text("pending")
+    bands = page.locator("svg.run-chart g.fault-band")
+    expect(bands).to_have_count(2)
+    expect(bands.nth(0).locator("text.band-label")).to_have_text("slow")
+    boxes = [bands.nth(i).locator("rect.band-area").bounding_box() for i in range(2)]
+    assert all(b is not None and b["width"] > 10 for b in boxes), boxes
+    assert boxes[0]["x"] + boxes[0]["width"] <= boxes[1]["x"], boxes  # type: ignore[index]  # not None: asserted above
+    # Shaded by the stylesheet (the CSP allows no inline style): a fill with some opacity.
+    opacity = bands.nth(0).locator("rect.band-area").evaluate("e => getComputedStyle(e).fillOpacity")
+    assert 0 < float(opacity) < 1, opacity
+    assert page.locator("svg.run-chart polyline.series-latency").count() >= 1
+    page.evaluate("window.__sameDocument = true")
+
+    write_status(cluster, kube, "web-check", status_completed())
+    expect(crash.locator(".verdict")).to_have_text("Vulnerable", timeout=10000)
+    expect(page.locator("#run-summary .run-score")).to_have_text("33")
+    expect(page.locator("#run-summary .run-passed")).to_have_text("Not passed")
+    expect(page.locator("svg.run-chart g.fault-band.band-Vulnerable")).to_have_count(1)
+    assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
+    colours = [row.locator(".verdict").evaluate("e => getComputedStyle(e).backgroundColor") for row in (slow, crash)]
+    assert colours[0] != colours[1], colours
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "check.png"), full_page=True)

@@ -3,7 +3,7 @@
 The UI runs as a subprocess (`python -m agentops ui`) whose kubeconfig holds only a
 token of the `agentops-ui` ServiceAccount from manifests/base/ui-rbac.yaml (see
 ui_harness.readonly_kubeconfig), so every test here also proves the UI needs nothing
-beyond get/list/watch on agents, faults and events.
+beyond get/list/watch on agents, faults, resiliencechecks and events.
 """
 
 from __future__ import annotations
@@ -90,9 +90,11 @@ def test_the_ui_account_can_read_and_nothing_else(cluster: Cluster, crds: Any, t
         return out.stdout.strip() == "yes"
 
     for verb in ("get", "list", "watch"):
-        for resource in ("agents.agentops.dev", "faults.agentops.dev", "events"):
+        for resource in ("agents.agentops.dev", "faults.agentops.dev", "resiliencechecks.agentops.dev", "events"):
             assert can(verb, resource, "-A"), (verb, resource)
     for args in (("create", "faults.agentops.dev"), ("delete", "agents.agentops.dev"), ("patch", "agents.agentops.dev/status"),
+                 ("create", "resiliencechecks.agentops.dev"), ("patch", "resiliencechecks.agentops.dev/status"),
+                 ("update", "resiliencechecks.agentops.dev"),
                  ("update", "faults.agentops.dev"), ("create", "events"), ("list", "secrets"), ("get", "secrets"),
                  ("watch", "secrets"), ("list", "pods"), ("list", "configmaps"), ("list", "namespaces"), ("create", "serviceaccounts/token")):
         assert not can(*args, "-A"), args
@@ -110,7 +112,8 @@ def test_every_route_refuses_every_write_method(kube: Kube, ui: UIProcess) -> No
     kube.apply(fault_manifest("f1", agent="alpha"))
     wait_for(lambda: [a for a in api(ui, "/api/agents") if a["name"] == "alpha"], what="alpha in the UI")
     routes = ["/", "/faults", f"/agents/{ns}/alpha", f"/agents/{ns}/nobody", "/api/agents", f"/api/agents/{ns}/alpha",
-              "/api/faults", "/api/events", "/live", "/healthz", "/readyz", "/static/live.js", "/no-such-page", "/api"]
+              "/api/faults", "/api/events", "/live", "/healthz", "/readyz", "/static/live.js", "/no-such-page", "/api",
+              "/checks", f"/checks/{ns}/nobody", "/api/checks", f"/api/checks/{ns}/nobody"]
     for route in routes:
         for method in WRITE_METHODS:
             r = requests.request(method, ui.url + route, json={"spec": {}}, timeout=5)

@@ -23,7 +23,8 @@ NS = "ns"
 
 ROUTES = ["/", "/faults", f"/agents/{NS}/chat", f"/agents/{NS}/nobody", "/api/agents", f"/api/agents/{NS}/chat",
           "/api/faults", "/api/events", "/live", "/healthz", "/readyz", "/metrics", "/static/live.js", "/static/style.css",
-          "/no-such-page", "/api/no-such-thing", "/agents"]
+          "/no-such-page", "/api/no-such-thing", "/agents", "/checks", f"/checks/{NS}/nobody", "/api/checks",
+          f"/api/checks/{NS}/nobody"]
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "PROPFIND", "MKCOL", "LOCK"]
 
 
