@@ -202,7 +202,7 @@ def follow(api: CheckApi, namespace: str, name: str, request: str, *, timeout_s:
 
 def _write(text: str, output: str | None) -> None:
     if output:
-        Path(output).write_text(text)
+        Path(output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -240,14 +240,16 @@ def check_run_command(args: argparse.Namespace) -> int:
         try:
             api.apply(namespace, with_run_request(manifest, namespace, request))
         except KubeError as exc:
+            if exc.status is None:
+                raise BadInput(f"cannot reach the API server to apply ResilienceCheck {namespace}/{name}: {exc}") from exc
             raise BadInput(f"the API server rejected ResilienceCheck {namespace}/{name}: {exc}") from exc
-        print(f"ResilienceCheck {namespace}/{name} applied; run requested ({RUN_REQUESTED_ANNOTATION}={request})",
-              file=sys.stderr)
-        if not args.wait:
-            print(request)
-            return EXIT_PASSED
         progress = Progress(sys.stderr)
         try:
+            progress.note(f"ResilienceCheck {namespace}/{name} applied; run requested "
+                          f"({RUN_REQUESTED_ANNOTATION}={request})")
+            if not args.wait:
+                print(request)
+                return EXIT_PASSED
             check, run = follow(api, namespace, name, request, timeout_s=timeout_s, progress=progress)
         except KeyboardInterrupt:
             progress.note(f"stopped following; the run goes on in the cluster "
@@ -255,7 +257,8 @@ def check_run_command(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
         _write(render(check, args.format, run["id"], degraded_as_failure=args.degraded_as_failure), args.output)
         if args.junit:
-            Path(args.junit).write_text(render(check, "junit", run["id"], degraded_as_failure=args.degraded_as_failure))
+            junit = render(check, "junit", run["id"], degraded_as_failure=args.degraded_as_failure)
+            Path(args.junit).write_text(junit, encoding="utf-8")
         result: GateResult = gate(run, Thresholds.of(check.get("spec") or {}, args.min_score,
                                                     args.fail_on_vulnerable_weight))
         print(result.summary(), file=sys.stderr)

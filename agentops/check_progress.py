@@ -56,7 +56,11 @@ def _current(run: CheckRun) -> ExperimentResult | None:
 
 def _since(start: str | None, now: datetime) -> str:
     began = parse_time(start)
-    return format_duration(max((now - began).total_seconds(), 0.0)) if began is not None else "?"
+    if began is None:
+        return "?"
+    # Whole seconds: a progress line ticking in milliseconds is noise.
+    whole = int(max((now - began).total_seconds(), 0.0))
+    return format_duration(whole) if whole else "0s"
 
 
 def _doing(e: ExperimentResult, now: datetime) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
 import pytest
 
 from agentops.api_types import CheckRun, CheckStatus, ExperimentResult
+from agentops.check_commands import Progress
 from agentops.check_gate import EXIT_CODES_HELP, Thresholds, gate
 from agentops.check_progress import new_run_request, progress_key, progress_line, requested_run
 
@@ -140,3 +142,27 @@ def test_a_ci_log_line_is_printed_only_when_something_but_the_clock_changes() ->
     assert progress_key(observing) == progress_key(run_with(result("a", 1, state="Observing", faultStartedAt=STAMP)))
     assert progress_key(observing) != progress_key(run_with(result("a", 1, state="Recovering")))
     assert progress_line(observing, T0) != progress_line(observing, T0 + timedelta(seconds=1))
+
+
+# ------------------------------------------------------------------ the display
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_one_line_is_rewritten_and_in_a_log_a_line_per_change() -> None:
+    observing = run_with(result("a", 1, state="Observing", faultStartedAt=STAMP))
+    recovering = run_with(result("a", 1, state="Recovering", faultEndedAt=STAMP))
+    tty, log = Terminal(), io.StringIO()
+    for stream in (tty, log):
+        shown = Progress(stream)
+        for moment, run in ((0, observing), (1, observing), (2, recovering)):
+            shown.show(run, T0 + timedelta(seconds=moment))
+        shown.end()
+    lines = [progress_line(run, T0 + timedelta(seconds=moment)) for moment, run in ((0, observing), (1, observing), (2, recovering))]
+    assert lines[0].endswith("(fault active 0s)") and lines[1].endswith("(fault active 1s)")
+    # Each line overwrites the last, padded to its length so no tail of a longer one stays.
+    assert tty.getvalue() == f"\r{lines[0]}\r{lines[1].ljust(len(lines[0]))}\r{lines[2].ljust(len(lines[1]))}\n"
+    assert log.getvalue() == f"{lines[0]}\n{lines[2]}\n"

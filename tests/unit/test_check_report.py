@@ -116,14 +116,17 @@ def test_every_key_is_present_even_when_nothing_was_measured() -> None:
 def test_markdown_has_the_title_the_table_the_findings_and_the_arithmetic() -> None:
     text = markdown(build(check()))
     assert text.startswith("# ResilienceCheck `suite` on Agent `chat` (namespace `shop`)\n")
-    assert "Run 2 (Requested): **Completed**, started 2025-01-01T12:00:00Z, finished 2025-01-01T12:03:12Z (3m12s)." in text
-    assert "**Score 58 / 100 — did not pass (passing score 80;" in text
-    assert "30.0s window, 120 requests, 0 errors (error rate 0.000), p95 latency 45 ms." in text
-    assert "| crash | Crash | 3 | Resilient | 2.0s (≤ 10s) | 6.5s (≤ 25s) | 0.120 (≤ 0.9) | 40 ms | 1 | inc-7 (Healed) |" in text
-    assert "| latency | Latency | 1 | Degraded | 4.0s (≤ 10s) | 14.0s | 0.000 (≤ 0.05) | 412 ms (≤ 250 ms) | 0 | – |" in text
-    assert "### rate-limit — Vulnerable\n\n- healing escalated" in text
-    assert "### crash — Resilient\n\nEvery expectation met." in text
-    assert "`score = round(100 × (3×1 + 1×0.5 + 2×0) / 6) = 58`" in text
+    expected = [
+        "Run 2 (Requested): **Completed**, started 2025-01-01T12:00:00Z, finished 2025-01-01T12:03:12Z (3m12s).",
+        "**Score 58 / 100 — did not pass (passing score 80;",
+        "30.0s window, 120 requests, 0 errors (error rate 0.000), p95 latency 45 ms.",
+        "| crash | Crash | 3 | Resilient | 2.0s (≤ 10s) | 6.5s (≤ 25s) | 0.120 (≤ 0.9) | 40 ms | 1 | inc-7 (Healed) |",
+        "| latency | Latency | 1 | Degraded | 4.0s (≤ 10s) | 14.0s | 0.000 (≤ 0.05) | 412 ms (≤ 250 ms) | 0 | – |",
+        "### rate-limit — Vulnerable\n\n- healing escalated",
+        "### crash — Resilient\n\nEvery expectation met.",
+        "`score = round(100 × (3×1 + 1×0.5 + 2×0) / 6) = 58`",
+    ]
+    assert [fragment for fragment in expected if fragment not in text] == []
     assert "spec changed" not in text
 
 
