@@ -162,6 +162,7 @@ def follow(api: CheckApi, namespace: str, name: str, request: str, *, timeout_s:
     deadline = clock() + timeout_s
     run_id: int | None = None
     failures = 0
+    waiting: str | None = None
     from agentops_operator.kube_client import KubeError
 
     while True:
@@ -189,6 +190,11 @@ def follow(api: CheckApi, namespace: str, name: str, request: str, *, timeout_s:
                 raise NotCompleted(f"run {run_id} is no longer in status.runs (spec.historyLimit)")
             elif (check.get("spec") or {}).get("suspend"):
                 raise NotCompleted(f"ResilienceCheck {namespace}/{name} is suspended (spec.suspend): no run will start")
+            elif status.get("phase") in ("Pending", "Running") and status.get("message") not in (None, waiting):
+                # Not started yet: say why in the operator's words (another check on the same
+                # Agent, an earlier run still going).
+                waiting = status.get("message")
+                progress.note(f"waiting for the run to start: {status.get('phase', 'Pending')}: {waiting}")
         if clock() >= deadline:
             progress.end()
             which = f"run {run_id}" if run_id is not None else "the requested run (not started yet)"
