@@ -37,29 +37,35 @@ pytestmark = pytest.mark.timeout(90)
 
 KUSTOMIZATIONS = ("crds", "manifests/base", "manifests/samples/cluster", "manifests/overlays/kind", "manifests/overlays/gke")
 SAMPLE_FAULTS = sorted((REPO_ROOT / "manifests" / "samples" / "cluster" / "faults").glob("*.yaml"))
+SAMPLE_CHECKS = sorted((REPO_ROOT / "manifests" / "samples").glob("check-*.yaml"))
 RBAC_KINDS = ("ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 
 OPERATOR = "system:serviceaccount:agentops-system:agentops-operator"
 UI = "system:serviceaccount:agentops-system:agentops-ui"
 SIDECAR = "system:serviceaccount:agents-demo:agentops-sidecar"
 
-AGENTS, FAULTS = "agents.agentops.dev", "faults.agentops.dev"
+AGENTS, FAULTS, CHECKS = "agents.agentops.dev", "faults.agentops.dev", "resiliencechecks.agentops.dev"
 DEPLOYMENTS, CRDS = "deployments.apps", "customresourcedefinitions.apiextensions.k8s.io"
 CLUSTERROLES = "clusterroles.rbac.authorization.k8s.io"
 
 # (verb, resource, subresource), asked cluster-wide. Why each is needed:
 # manifests/base/operator-rbac.yaml, next to each rule.
 OPERATOR_NEEDS = [
-    *[(verb, resource, "") for resource in (AGENTS, FAULTS, "namespaces") for verb in ("get", "list", "watch")],
-    ("patch", AGENTS, "status"), ("patch", FAULTS, "status"),
+    *[(verb, resource, "") for resource in (AGENTS, FAULTS, CHECKS, "namespaces") for verb in ("get", "list", "watch")],
+    ("patch", AGENTS, "status"), ("patch", FAULTS, "status"), ("patch", CHECKS, "status"),
+    # A ResilienceCheck's experiments: each one's Fault, created and deleted.
+    ("create", FAULTS, ""), ("delete", FAULTS, ""),
     ("create", "events", ""),
     ("get", DEPLOYMENTS, ""), ("patch", DEPLOYMENTS, ""),
     ("list", CRDS, ""), ("watch", CRDS, ""),
 ]
 OPERATOR_REFUSED = [
-    # Spec and lifecycle of the custom resources belong to people and GitOps.
-    *[(verb, resource, "") for resource in (AGENTS, FAULTS) for verb in ("create", "update", "patch", "delete", "deletecollection")],
-    ("update", AGENTS, "status"), ("update", FAULTS, "status"),
+    # Spec and lifecycle of the custom resources belong to people and GitOps - but for
+    # the Faults of a check's experiments, which are created and deleted, never changed.
+    *[(verb, resource, "") for resource in (AGENTS, CHECKS) for verb in ("create", "update", "patch", "delete", "deletecollection")],
+    *[(verb, FAULTS, "") for verb in ("update", "patch", "deletecollection")],
+    ("update", AGENTS, "status"), ("update", FAULTS, "status"), ("update", CHECKS, "status"),
+    ("update", CHECKS, "finalizers"),  # the Faults' owner reference does not block deletion
     # No secrets, no config, no pods, no exec.
     *[(verb, "secrets", "") for verb in ("get", "list", "watch")],
     ("get", "configmaps", ""), ("get", "pods", ""), ("delete", "pods", ""), ("create", "pods", "exec"),
@@ -144,7 +150,7 @@ def test_renders_without_warnings_and_labels_everything(renderings: dict[str, Re
 
 def test_base_installs_what_the_operator_needs(renderings: dict[str, Rendering]) -> None:
     base = renderings["manifests/base"]
-    assert {o["metadata"]["name"] for o in base.of_kind("CustomResourceDefinition")} == {AGENTS, FAULTS}
+    assert {o["metadata"]["name"] for o in base.of_kind("CustomResourceDefinition")} == {AGENTS, FAULTS, CHECKS}
     operator = base.find("Deployment", "agentops-operator")
     assert operator["spec"]["replicas"] == 1 and operator["spec"]["strategy"] == {"type": "Recreate"}
     pod = operator["spec"]["template"]["spec"]
@@ -202,6 +208,48 @@ def test_the_api_server_accepts_each_sample_fault(cluster: Any, namespaces: None
     assert proc.stderr.strip() == "", proc.stderr
 
 
+@pytest.mark.parametrize("check", SAMPLE_CHECKS, ids=lambda p: p.stem)
+def test_the_api_server_accepts_each_sample_check(cluster: Any, namespaces: None, check: Path) -> None:
+    """In the namespace of the cluster samples, where the e2e workflow runs them."""
+    proc = cluster.kubectl("apply", "--dry-run=server", "-n", "agents-demo", "-f", str(check))
+    assert "created (server dry run)" in proc.stdout or "configured (server dry run)" in proc.stdout, proc.stdout
+    assert proc.stderr.strip() == "", proc.stderr
+
+
+def test_the_api_server_checks_the_syntax_of_a_schedule(cluster: Any, namespaces: None) -> None:
+    """The CRD's pattern for spec.schedule refuses what is no cron expression; ranges and
+    impossible dates are left to the operator (agentops/cron.py)."""
+    check = yaml.safe_load((REPO_ROOT / "manifests" / "samples" / "check-summary.yaml").read_text())
+
+    def dry_run(schedule: str) -> Any:
+        body = {**check, "spec": {**check["spec"], "schedule": schedule}}
+        return cluster.kubectl("apply", "--dry-run=server", "-n", "agents-demo", "-f", "-", input=manifest([body]), check=False)
+
+    for good in ("*/15 9-17 * * MON-FRI", "0 0 1,15 jan-jun *", "@weekly", "5-55/10 */2 1-31/3 * 0-7/2"):
+        assert dry_run(good).returncode == 0, (good, dry_run(good).stderr)
+    for bad in ("every 5 minutes", "* * * *", "5/10 * * * *", "@reboot", "* * * * * *"):
+        proc = dry_run(bad)
+        assert proc.returncode != 0 and "spec.schedule" in proc.stderr, (bad, proc.stderr)
+
+
+def test_sample_checks_test_the_sample_agents_and_say_how_to_run_them() -> None:
+    from agentops_operator.check_settings import CheckSettings  # the operator's own reading of a spec
+
+    local = {d["metadata"]["name"] for d in yaml.safe_load_all((REPO_ROOT / "manifests/samples/agents.yaml").read_text())}
+    on_cluster = {d["metadata"]["name"] for path in (REPO_ROOT / "manifests/samples/cluster").glob("*.yaml")
+                  for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "Agent"}
+    assert len(SAMPLE_CHECKS) >= 2
+    for path in SAMPLE_CHECKS:
+        text = path.read_text()
+        check = yaml.safe_load(text)
+        assert check["spec"]["agent"] in local & on_cluster, path.name
+        assert "namespace" not in check["metadata"], f"{path.name}: the namespace is chosen with -n"
+        settings = CheckSettings.from_spec(check["spec"])
+        assert len(settings.experiments) >= 3 and any(e.fault_type == "Crash" for e in settings.experiments), path.name
+        rel = path.relative_to(REPO_ROOT)
+        assert f"#   agentops check run -f {rel} --min-score " in text and "--wait" in text, f"{path.name}: how to run it"
+
+
 # --- 3. RBAC ---
 
 
@@ -243,10 +291,11 @@ def test_the_sidecar_identity_has_no_rights_at_all(cluster: Any, rbac: None, ren
 
 
 @pytest.mark.timeout(120)
-def test_the_operator_heals_with_nothing_but_its_own_rights(
+def test_the_operator_heals_and_runs_checks_with_nothing_but_its_own_rights(
         cluster: Any, rbac: None, renderings: dict[str, Rendering], namespace: str, tmp_path: Path) -> None:
     """The real operator, with only its ServiceAccount's token, watches, writes status
-    and Events and restarts a Deployment - and not one request of it is refused."""
+    and Events, restarts a Deployment and runs a ResilienceCheck (creates its
+    experiment's Fault, deletes it once judged) - and not one request of it is refused."""
     if os.environ.get("AGENTOPS_TEST_EXISTING_CLUSTER") == "1":
         pytest.skip("an installed operator watches every namespace and would heal the same agent")
     kubeconfig = service_account_kubeconfig(str(cluster.kubectl_path), cluster.env(), namespace="agentops-system",
@@ -260,7 +309,7 @@ def test_the_operator_heals_with_nothing_but_its_own_rights(
     kube.apply(as_json(quick, namespace=namespace))
     kube.apply(as_json(yaml.safe_load((REPO_ROOT / "manifests/samples/cluster/faults/latency.yaml").read_text()), namespace=namespace))
     operator = OperatorProcess(env={**cluster.env(), "KUBECONFIG": str(kubeconfig)}, namespace=namespace,
-                               log_path=tmp_path / "operator.log")
+                               log_path=tmp_path / "operator.log", extra_args=["--status-heartbeat", "1s"])
     operator.start()
     try:
         # Fault status (faults/status), then a restart (deployments get + patch,
@@ -272,6 +321,22 @@ def test_the_operator_heals_with_nothing_but_its_own_rights(
         annotations = kube.get("deployment", "chat")["spec"]["template"]["metadata"].get("annotations") or {}
         assert "agentops.dev/restart-token" in annotations
         assert "RestartStarted" in kube.event_reasons("chat")
+        # A check of one short experiment on the healed agent (resiliencechecks watch and
+        # status, faults create and delete).
+        check = {"apiVersion": "agentops.dev/v1alpha1", "kind": "ResilienceCheck", "metadata": {"name": "rights"},
+                 "spec": {"agent": "chat", "steadyState": {"baseline": "2s", "settle": "1s"},
+                          "experiments": [{"name": "errors", "fault": {"type": "Error", "error": {}, "duration": "2s"},
+                                           "expect": {"recoveryDeadline": "20s"}}]}}
+        kube.delete("fault", "chat-latency")  # a check waits while a fault of others strikes its agent
+        with TelemetryFeed(operator, namespace) as telemetry:
+            telemetry.set("chat", sick=False, instance="i-2")  # the restarted instance
+            kube.apply(as_json(check, namespace=namespace))
+            wait_for(lambda: (kube.status("resiliencecheck", "rights").get("runs") or [{}])[0].get("phase") == "Completed",
+                     timeout=60, what="the check's run Completed")
+        (judged,) = kube.status("resiliencecheck", "rights")["runs"][0]["experiments"]
+        assert judged.get("faultPhase") == "Expired" and "verdict" in judged, judged
+        gone = ("get", "fault", judged["fault"], "-n", namespace, "--ignore-not-found", "-o", "name")
+        wait_for(lambda: cluster.kubectl(*gone).stdout.strip() == "", timeout=20, what="the experiment's Fault deleted")
     finally:
         operator.stop()
     log = operator.log_path.read_text()
