@@ -5,7 +5,7 @@ client pointed at its sidecar's model gateway, which forwards to the local Gemin
 stand-in), supervised by a real sidecar (runtime Process: a restart is the sidecar
 restarting the agent's process); callers' traffic through the sidecar's proxy.
 
-1. A suite of three: a crash (healed by a restart: Resilient), added latency (the agent
+1. A suite of three, through the CI gate (`agentops check run --wait`): a crash (healed by a restart: Resilient), added latency (the agent
    degrades and recovers: Degraded, p95 above the expectation), and a rate-limit storm
    on its model calls (healing cannot cure it and escalates: Vulnerable) - each verdict
    and the score recomputed here from the numbers the run recorded.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -148,15 +149,24 @@ def expected_verdict(e: dict[str, Any], spec: dict[str, Any]) -> str:
 
 
 @pytest.mark.timeout(420)
-def test_a_suite_is_run_judged_and_scored(chat: Traffic, kube: Kube) -> None:
+def test_a_suite_is_run_judged_and_scored(chat: Traffic, kube: Kube, tmp_path: Path) -> None:
     experiments = [CRASH, LATENCY, RATE_LIMIT]
-    kube.apply(check_manifest("suite", experiments))
-    wait_for(lambda: run_of(kube, "suite").get("phase") in ("Completed", "Aborted", "Failed"), timeout=360,
-             what=f"the suite's run to end (status: {json.dumps(check_status(kube, 'suite'))[:2000]})")
+    # Through the CI gate, as a pipeline runs it: apply, follow, report, exit by the result.
+    suite = tmp_path / "suite.json"
+    suite.write_text(check_manifest("suite", experiments))
+    junit = tmp_path / "suite.xml"
+    gate = subprocess.run([sys.executable, "-m", "agentops", "check", "run", "-f", str(suite), "-n", kube.namespace,
+                           "--kubeconfig", str(kube.cluster.kubeconfig), "--wait", "--timeout", "6m", "--junit", str(junit)],
+                          capture_output=True, text=True, timeout=400, env=kube.cluster.env())
+    print(gate.stdout)  # the Markdown report (shown with -s)
+    assert gate.returncode == 1, gate.stderr[-3000:]  # score 58 < the default passing score 80
+    assert "score 58 is below 80" in gate.stderr
+    assert "score = round(100 × (3×1 + 1×0.5 + 2×0) / 6) = 58" in gate.stdout
+    assert junit.read_text().count("<testcase") == 3 and "<failure" in junit.read_text()
     status = check_status(kube, "suite")
     run = status["runs"][0]
     assert run["phase"] == "Completed", run
-    assert run["trigger"] == "Created" and run["id"] == 1
+    assert run["trigger"] in ("Created", "Requested") and run["id"] == 1
     assert run["baseline"]["requests"] >= 5 and run["baseline"]["errorRate"] <= 0.05
     results = run["experiments"]
     assert [e["name"] for e in results] == ["crash", "latency", "rate-limit"]
