@@ -81,18 +81,18 @@ def _y_at(value: float, top: float, bottom: float, maximum: float) -> float:
     return bottom - min(max(value, 0.0), maximum) / maximum * (bottom - top)
 
 
-def _segments(series: Sequence[SeriesPoint], value: Callable[[SeriesPoint], float | None],
+def _segments(series: Sequence[SeriesPoint], mids: Sequence[float], value: Callable[[SeriesPoint], float | None],
               place: Callable[[float, float], Point]) -> list[list[Point]]:
     out: list[list[Point]] = []
     current: list[Point] = []
-    for p in series:
+    for p, mid in zip(series, mids):
         v = value(p)
         if v is None:
             if current:
                 out.append(current)
             current = []
         else:
-            current.append(place(p["offsetSeconds"], v))
+            current.append(place(mid, v))
     if current:
         out.append(current)
     return out
@@ -143,10 +143,14 @@ def geometry(series: Sequence[SeriesPoint], bands: Sequence[Band]) -> Geometry |
                      x1=x_at(offsets[-1] if b["end"] is None else b["end"], seconds), open=b["end"] is None)
              for b in bands]
     ends = offsets[1:] + [last_end]
+    # A point sums up its interval: drawn at the interval's middle, a change shows where
+    # it happened rather than up to one interval early.
+    mids = [(start + end) / 2 for start, end in zip(offsets, ends)]
     phases = [PhaseBox(str(p["phase"]), x_at(p["offsetSeconds"], seconds), x_at(end, seconds))
               for p, end in zip(points, ends) if p.get("phase")]
     return Geometry(seconds=seconds, latency_max_ms=latency_max, error_max=error_max,
-                    latency=_segments(points, _latency, lat_place), errors=_segments(points, _error_rate, err_place),
+                    latency=_segments(points, mids, _latency, lat_place),
+                    errors=_segments(points, mids, _error_rate, err_place),
                     bands=boxes, phases=phases, ticks=_ticks(seconds))
 
 

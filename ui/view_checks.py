@@ -214,7 +214,7 @@ def experiment_row(e: ExperimentRow, namespace: str, agent: str) -> Markup:
         if e["incidentState"]:
             incident = Markup(incident + el("span", e["incidentState"], class_="limit"))
     findings = list(e["findings"])
-    if e["faultMessage"]:
+    if e["faultMessage"] and e["faultPhase"] != "Expired":  # why it ended early (a stop condition, a halt)
         findings.append(f"Fault: {e['faultMessage']}")
     state = "" if e["verdict"] else (e["state"] or "")
     return el(

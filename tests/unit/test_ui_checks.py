@@ -149,9 +149,11 @@ def test_points_map_to_coordinates_on_zero_based_scales() -> None:
     assert g.seconds == 150.0  # the last point stands for an interval as long as the one before
     assert g.latency_max_ms == 400.0 and g.error_max == 0.2
     [line] = g.latency
-    width = PLOT_RIGHT - PLOT_LEFT
-    assert line[0] == (PLOT_LEFT, LATENCY_BOTTOM - 0.25 * (LATENCY_BOTTOM - LATENCY_TOP))
-    assert line[1][0] == pytest.approx(PLOT_LEFT + width / 3) and line[1][1] == LATENCY_TOP  # the highest point touches the top
+    # Each point at the middle of its interval: 25 s, 75 s, 125 s of 150 s.
+    assert [x for x, _ in line] == [x_at(25, 150), x_at(75, 150), x_at(125, 150)]
+    assert line[0][0] == pytest.approx(PLOT_LEFT + (PLOT_RIGHT - PLOT_LEFT) / 6)
+    assert line[0][1] == LATENCY_BOTTOM - 0.25 * (LATENCY_BOTTOM - LATENCY_TOP)
+    assert line[1][1] == LATENCY_TOP  # the highest point touches the top
     [errors] = g.errors
     assert errors[0][1] == ERROR_BOTTOM and errors[1][1] == ERROR_TOP
 
