@@ -380,6 +380,8 @@ def test_the_e2e_workflow_walks_the_original_workflow_on_kind() -> None:
         "faults/crash.yaml",
         "restartCount",
         "--for=condition=Ready agent/chat",
+        "agentops check run -f manifests/samples/check-chat.yaml -n \"$NS\" --min-score 0 --wait",
+        "--junit check-report.xml",
     ]
     at = 0
     for text in in_order:
@@ -388,5 +390,8 @@ def test_the_e2e_workflow_walks_the_original_workflow_on_kind() -> None:
         at = found + len(text)
     for path in re.findall(r"(?:manifests/[\w./-]+|kind-config\.yaml)", script):
         assert (REPO_ROOT / path).exists(), path
+    # The check's JUnit report is kept also when its gate fails (not on a cancelled run).
+    (upload,) = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert upload["if"] == "${{ !cancelled() }}" and "check-report.xml" in upload["with"]["path"]
     diagnostics = [s for s in steps if s.get("if") == "failure()"]
     assert diagnostics and "deployment/agentops-operator" in diagnostics[0]["run"]
