@@ -329,8 +329,9 @@ class StopConditionSpec(TypedDict, total=False):
     tokensPerMinuteAbove: int
 
 
-class FaultSpecBody(TypedDict, total=False):
-    target: Required[FaultTarget]
+class FaultTemplate(TypedDict, total=False):
+    """A Fault's spec without its target: also a ResilienceCheck's spec.experiments[].fault."""
+
     type: Required[FaultType]
     latency: LatencyParams
     error: ErrorParams
@@ -339,6 +340,10 @@ class FaultSpecBody(TypedDict, total=False):
     match: FaultMatch
     duration: Required[str]
     stopConditions: list[StopConditionSpec]
+
+
+class FaultSpecBody(FaultTemplate, total=False):
+    target: Required[FaultTarget]
 
 
 class FaultStatus(TypedDict, total=False):
@@ -385,19 +390,6 @@ class SteadyStateSpec(TypedDict, total=False):
     maxLatencyP95Ms: int
     maxTimeToFirstTokenP95Ms: int
     maxTokensPerMinute: int
-
-
-class FaultTemplate(TypedDict, total=False):
-    """A Fault's spec without its target (spec.experiments[].fault)."""
-
-    type: Required[FaultType]
-    latency: LatencyParams
-    error: ErrorParams
-    crash: CrashParams
-    model: ModelFaultParams
-    match: FaultMatch
-    duration: Required[str]
-    stopConditions: list[StopConditionSpec]
 
 
 class ExpectSpec(TypedDict, total=False):

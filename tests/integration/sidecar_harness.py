@@ -115,3 +115,23 @@ class Traffic:
         self._stop.set()
         for t in self._threads:
             t.join(20)
+
+
+def gemini_chat(*, namespace: str, operator_url: str, token: str, gemini_origin: str, key: str, model: str,
+                log_path: Path) -> SidecarProcess:
+    """The sample chat agent calling Gemini through its sidecar's model gateway (not started).
+
+    Its Gemini REST client gets the key and `GOOGLE_GEMINI_BASE_URL` pointing at the
+    gateway, which forwards to `gemini_origin` (a stand-in); runtime Process: the sidecar
+    supervises it.
+    """
+    agent_port, gateway = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_"))}
+    env.update({"GEMINI_API_KEY": key, "GEMINI_MODEL": model,
+                "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{gateway}/gemini", "AGENTOPS_MODEL_TIMEOUT": "5s"})
+    return SidecarProcess(
+        agent="chat", namespace=namespace, operator_url=operator_url, token=token, upstream_port=agent_port,
+        log_path=log_path, env=env, gateway_port=gateway,
+        command=[sys.executable, "-m", "agentops", "agent", "chat", "--host", "127.0.0.1", "--port", str(agent_port)],
+        extra_args=["--model-upstream", f"gemini={gemini_origin}"],
+    )

@@ -19,8 +19,6 @@ callers' traffic through the sidecar's proxy:
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +26,8 @@ from typing import Any
 import pytest
 import requests
 from model_standins import Answer, StandIns
-from operator_harness import Kube, OperatorProcess, free_port, wait_for
-from sidecar_harness import SidecarProcess, Traffic
+from operator_harness import Kube, OperatorProcess, wait_for
+from sidecar_harness import SidecarProcess, Traffic, gemini_chat
 
 KEY = "AIzaE2E-stand-in-key_0123456789"
 MODEL = "gemini-2.0-flash"
@@ -75,17 +73,8 @@ def model_operator(start_operator: Callable[..., OperatorProcess]) -> OperatorPr
 @pytest.fixture
 def chat(model_operator: OperatorProcess, kube: Kube, providers: StandIns, tmp_path: Path) -> Iterator[SidecarProcess]:
     kube.apply(chat_agent())
-    agent_port = free_port()
-    gateway = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_"))}
-    env.update({"GEMINI_API_KEY": KEY, "GEMINI_MODEL": MODEL,
-                "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{gateway}/gemini", "AGENTOPS_MODEL_TIMEOUT": "5s"})
-    sidecar = SidecarProcess(
-        agent="chat", namespace=kube.namespace, operator_url=model_operator.url, token=model_operator.token,
-        upstream_port=agent_port, log_path=tmp_path / "chat-sidecar.log", env=env, gateway_port=gateway,
-        command=[sys.executable, "-m", "agentops", "agent", "chat", "--host", "127.0.0.1", "--port", str(agent_port)],
-        extra_args=["--model-upstream", f"gemini={providers.origin}"],
-    )
+    sidecar = gemini_chat(namespace=kube.namespace, operator_url=model_operator.url, token=model_operator.token,
+                          gemini_origin=providers.origin, key=KEY, model=MODEL, log_path=tmp_path / "chat-sidecar.log")
     sidecar.start()
     try:
         yield sidecar

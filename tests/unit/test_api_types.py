@@ -8,6 +8,7 @@ object a nested TypedDict (or `dict[str, str]` for a free-form map).
 from __future__ import annotations
 
 import types
+from dataclasses import replace
 import typing
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 from agentops import api_types
-from agentops_operator import resources
+from agentops_operator import check_settings, resources
 from agentops_sidecar.faults import parse_fault
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,6 +137,8 @@ def _defaulted(schema: dict[str, Any], value: Any) -> Any:
             out[name] = prop["default"]
         if name in out:
             out[name] = _defaulted(prop, out[name])
+        if name in out and prop.get("type") == "array" and isinstance(out[name], list):
+            out[name] = [_defaulted(prop["items"], v) for v in out[name]]
     return out
 
 
@@ -193,3 +196,13 @@ def test_a_wrong_crd_default_is_noticed() -> None:
     spec_schema = _schema("agent")["properties"]["spec"]
     spec_schema["properties"]["health"]["properties"]["window"]["default"] = "61s"
     assert resources.HealthThresholds.from_spec(_defaulted(spec_schema, {})) != resources.HealthThresholds()
+
+
+def test_check_defaults_are_the_code_defaults() -> None:
+    raw = {"agent": "chat", "experiments": [{"name": "e", "fault": {"type": "Crash", "duration": "10s"}}]}
+    given = check_settings.CheckSettings.from_spec(raw)
+    stored = check_settings.CheckSettings.from_spec(_defaulted(_schema("resiliencecheck")["properties"]["spec"], raw))
+    # The Fault template's own defaults (match.percentage) are the Fault's, checked above.
+    assert replace(given, experiments=()) == replace(stored, experiments=())
+    assert (given.experiments[0].weight, given.experiments[0].expect) == (stored.experiments[0].weight, stored.experiments[0].expect)
+    assert stored.steady == check_settings.SteadyState() and stored.experiments[0].expect == check_settings.Expectations()

@@ -1,16 +1,17 @@
-"""The ResilienceCheck CRD's Fault template is the Fault's spec schema (hack/gen_resiliencecheck_crd.py)."""
+"""The ResilienceCheck CRD's Fault template is the Fault's spec schema (hack/gen_resiliencecheck_crd.py).
+
+Its defaults against the code's are in test_api_types.py, with the other kinds'.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from agentops_operator.check_settings import CheckSettings, Expectations, SteadyState
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,26 +38,3 @@ def test_the_template_has_every_fault_field_but_target() -> None:
     assert [r["rule"] for r in template["x-kubernetes-validations"]] == rules
     assert "oldSelf" not in yaml.safe_dump(template)
     assert template["properties"]["duration"]["x-kubernetes-validations"][0]["message"].startswith("spec.experiments[].fault.")
-
-
-def _defaulted(schema: dict[str, Any], value: Any) -> Any:
-    if not isinstance(value, dict) or schema.get("type") != "object":
-        return value
-    out = dict(value)
-    for name, prop in (schema.get("properties") or {}).items():
-        if name not in out and "default" in prop:
-            out[name] = prop["default"]
-        if name in out:
-            out[name] = _defaulted(prop, out[name])
-        if name in out and prop.get("type") == "array" and isinstance(out[name], list):
-            out[name] = [_defaulted(prop["items"], v) for v in out[name]]
-    return out
-
-
-def test_the_crd_defaults_are_the_code_defaults() -> None:
-    raw = {"agent": "chat", "experiments": [{"name": "e", "fault": {"type": "Crash", "duration": "10s"}}]}
-    given, stored = CheckSettings.from_spec(raw), CheckSettings.from_spec(_defaulted(_spec_schema("resiliencecheck"), raw))
-    # The Fault template's own defaults (match.percentage) are the Fault's, checked in test_api_types.
-    assert replace(given, experiments=()) == replace(stored, experiments=())
-    assert (given.experiments[0].weight, given.experiments[0].expect) == (stored.experiments[0].weight, stored.experiments[0].expect)
-    assert stored.steady == SteadyState() and stored.experiments[0].expect == Expectations()
