@@ -262,3 +262,33 @@ def test_the_meter_sums_fixed_windows_and_bounds_the_series() -> None:
     assert w["requests"] == 200 and w["errors"] == 50 and w["errorRate"] == 0.25
     series = m.series(start - BIN_S, start + 3000)
     assert 200 <= len(series) <= 240 and sum(p["requests"] for p in series) == 6000
+
+
+def test_a_schedule_runs_at_its_times_and_keeps_the_last_runs() -> None:
+    w = World(spec(schedule="*/10 * * * *", historyLimit=2,
+                   experiments=[{"name": "crash", "fault": {"type": "Crash", "duration": "1s"}}]))
+    w.tick()
+    assert not w.runner.status.get("runs") and w.runner.status["phase"] == "Scheduled"
+    assert w.runner.status["nextRunAt"] == "2026-12-06T12:10:00Z"  # T0 is 12:00:00; the first tick is 12:00:01
+    for expected_id in (1, 2, 3):
+        due = datetime.fromisoformat(w.runner.status["nextRunAt"].replace("Z", "+00:00"))
+        w.tick((due - w.now).total_seconds())
+        run = w.runner.status["runs"][0]
+        assert run["id"] == expected_id and run["trigger"] == "Schedule"
+        # Run it through: settle, inject, the fault active and over, the agent untouched.
+        w.until(lambda: w.exp(0).get("state") == "Injecting")
+        w.tick()
+        w.activate(f"check-{expected_id}-crash")
+        w.tick()
+        w.end(f"check-{expected_id}-crash")
+        w.tick()
+        assert run["phase"] == "Completed" and w.exp(0)["verdict"] == "Resilient"
+    assert [r["id"] for r in w.runner.status["runs"]] == [3, 2]
+    assert w.runner.status["nextRunAt"] == "2026-12-06T12:40:00Z"
+
+
+def test_a_suspended_schedule_starts_nothing() -> None:
+    w = World(spec(schedule="@hourly", suspend=True))
+    for _ in range(5):
+        w.tick(3600)
+    assert not w.runner.status.get("runs") and "nextRunAt" not in w.runner.status
