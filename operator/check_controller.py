@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 CHECKS = "resiliencechecks"
 TICK_S = 1.0
+# The Event reasons with which a run ends (check_runner), and the phase each means.
+RUN_ENDINGS = {"RunCompleted": "Completed", "RunAborted": "Aborted", "SteadyStateLost": "Aborted",
+               "SteadyStateNotMet": "Failed", "RunFailed": "Failed"}
 
 
 @dataclass
@@ -207,6 +210,7 @@ class CheckController:
 
     def _carry_out(self, check: _Check, actions: list[Any], *, write: bool = True) -> None:
         writer = self._reconciler.writer
+        self._count(actions)
         for action in actions:
             if isinstance(action, CreateFault):
                 self._spawn(self._create_fault(check.ref, action))
@@ -219,6 +223,17 @@ class CheckController:
             if text != check.written:
                 check.written = text
                 writer.write_status(check.ref, check.runner.status)  # type: ignore[arg-type]  # a third kind
+
+    def _count(self, actions: list[Any]) -> None:
+        """Verdicts and run endings, from the runner's Events (their reasons are part of the API)."""
+        metrics = self._reconciler.metrics
+        for action in actions:
+            if not isinstance(action, PostEvent):
+                continue
+            if action.reason.startswith("Experiment") and action.reason != "ExperimentStarted":
+                metrics.check_experiments.labels(verdict=action.reason.removeprefix("Experiment")).inc()
+            elif action.reason in RUN_ENDINGS:
+                metrics.check_runs.labels(phase=RUN_ENDINGS[action.reason]).inc()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

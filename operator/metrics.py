@@ -38,6 +38,12 @@ class OperatorMetrics:
             "agentops_healing_escalations_total", "Times healing gave up on an agent (Stalled=True), by reason.", ["reason"], registry=r
         )
         self.incidents = Counter("agentops_incidents_total", "Incidents that ended, by how they ended.", ["state"], registry=r)
+        self.check_experiments = Counter(
+            "agentops_check_experiments_total", "ResilienceCheck experiments judged, by verdict.", ["verdict"], registry=r
+        )
+        self.check_runs = Counter(
+            "agentops_check_runs_total", "ResilienceCheck runs ended, by phase (Completed, Aborted, Failed).", ["phase"], registry=r
+        )
         self.restart_slots_in_use = Gauge(
             "agentops_restart_slots_in_use", "Agents restarting or verifying a restart (bounded by --max-concurrent-restarts).", registry=r
         )

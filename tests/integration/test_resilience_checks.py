@@ -140,7 +140,7 @@ def expected_verdict(e: dict[str, Any], spec: dict[str, Any]) -> str:
 
 
 @pytest.mark.timeout(420)
-def test_a_suite_is_run_judged_and_scored(chat: Traffic, kube: Kube, tmp_path: Path) -> None:
+def test_a_suite_is_run_judged_and_scored(chat: Traffic, kube: Kube, tmp_path: Path, check_operator: OperatorProcess) -> None:
     experiments = [CRASH, LATENCY, RATE_LIMIT]
     # Through the CI gate, as a pipeline runs it: apply, follow, report, exit by the result.
     suite = tmp_path / "suite.json"
@@ -185,6 +185,9 @@ def test_a_suite_is_run_judged_and_scored(chat: Traffic, kube: Kube, tmp_path: P
     # The chart's series covers the run; every Fault is gone.
     assert len(run["series"]) >= 10 and any(p.get("requests") for p in run["series"])
     wait_for(lambda: check_faults(kube, "suite") == [], timeout=15, what="the suite's Faults deleted")
+    assert [check_operator.metric("agentops_check_experiments_total", verdict=v) for v in ("Resilient", "Degraded", "Vulnerable")] \
+        == [1, 1, 1]
+    assert check_operator.metric("agentops_check_runs_total", phase="Completed") == 1
     assert {"RunStarted", "ExperimentStarted", "ExperimentResilient", "ExperimentDegraded", "ExperimentVulnerable",
             "RunCompleted"} <= kube.event_reasons("suite")
 
