@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "KUBECONFIG": kubeconfig}
 
         _kubectl(kubectl, env, "apply", "-f", str(REPO_ROOT / "crds"))
-        _kubectl(kubectl, env, "wait", "--for=condition=Established", "crd/agents.agentops.dev", "crd/faults.agentops.dev", "--timeout=60s")
+        _kubectl(kubectl, env, "wait", "--for=condition=Established", "crd/agents.agentops.dev", "crd/faults.agentops.dev",
+                 "crd/resiliencechecks.agentops.dev", "--timeout=60s")
         # Ignore "already exists": the demo may run again against the same cluster.
         subprocess.run([kubectl, "create", "namespace", NAMESPACE], env=env, capture_output=True, timeout=60)
 
