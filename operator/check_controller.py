@@ -32,7 +32,8 @@ from agentops.errors import AgentOpsError
 from agentops.times import format_time
 from agentops.wire import TelemetryReport
 from agentops_operator.check_meter import BIN_S
-from agentops_operator.check_runner import AgentView, CheckRunner, CreateFault, DeleteFault, FaultView, PostEvent, Seen
+from agentops_operator.check_io import AgentView, CreateFault, DeleteFault, FaultView, PostEvent, Seen
+from agentops_operator.check_runner import CheckRunner
 from agentops_operator.check_settings import CheckSettings
 from agentops_operator.conditions import ConditionSpec, merge_conditions
 from agentops_operator.kube_client import KubeClient, KubeError

@@ -3,7 +3,8 @@
 `CheckRunner.step` is called once a tick with what the operator sees now (the Agent,
 the check's Faults, the halt switch, whether another check holds the Agent) and the
 time; it advances the newest run in `status` and returns the actions to carry out
-(create or delete a Fault, post an Event). It does no I/O, so every path is tested
+(create or delete a Fault, post an Event: check_io.py); check_conditions.py sets the
+conditions. It does no I/O, so every path is tested
 without a cluster or a sleep.
 
 A run goes: Baseline (the first experiment Settling: the steady-state hypothesis must
@@ -29,16 +30,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any
 
 from agentops import API_VERSION
-from agentops.api_types import (CHECK_LABEL, EXPERIMENT_LABEL, RUN_LABEL, AgentPhase, CheckRun, CheckStatus,
-                                ExperimentResult, FaultPhase, Incident, RunTrigger)
+from agentops.api_types import (CHECK_LABEL, EXPERIMENT_LABEL, RUN_LABEL, CheckRun, CheckStatus, ExperimentResult,
+                                FaultPhase, RunTrigger)
 from agentops.times import format_time, parse_time
-from agentops_operator import check_verdict
+from agentops_operator import check_conditions, check_verdict
+from agentops_operator.check_io import Action, CreateFault, DeleteFault, PostEvent, Seen
 from agentops_operator.check_meter import Meter
 from agentops_operator.check_settings import CheckSettings, Experiment
-from agentops_operator.conditions import ConditionSpec, merge_conditions
 
 # A Fault that is not Active this long after it was created will not be: the
 # experiment is Aborted (the Fault's own status says why, e.g. Failed).
@@ -47,55 +48,6 @@ ACTIVE_STATES = ("Injecting", "Observing", "Recovering")
 FINAL_FAULT_PHASES: tuple[FaultPhase, ...] = ("Expired", "Halted", "Aborted", "Failed")
 
 
-@dataclass(frozen=True)
-class AgentView:
-    phase: AgentPhase
-    stalled: bool
-    restart_count: int
-    incidents: tuple[Incident, ...] = ()
-    other_faults: tuple[str, ...] = ()  # faults assigned to it that no check of ours created
-
-
-@dataclass(frozen=True)
-class FaultView:
-    uid: str
-    phase: FaultPhase | None
-    started_at: str | None
-    ended_at: str | None
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class Seen:
-    """What the operator sees on one tick."""
-
-    now: datetime
-    agent: AgentView | None  # None: the Agent does not exist
-    faults: Mapping[str, FaultView]  # this check's Faults by name
-    halted: str | None = None  # why the namespace (or cluster) is halted
-    held_by: str | None = None  # another check running on the same Agent
-    run_request: str | None = None  # the agentops.dev/run-requested annotation
-
-
-@dataclass(frozen=True)
-class CreateFault:
-    name: str
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class DeleteFault:
-    name: str
-
-
-@dataclass(frozen=True)
-class PostEvent:
-    type: str
-    reason: str
-    message: str
-
-
-Action = CreateFault | DeleteFault | PostEvent
 
 
 @dataclass
@@ -161,7 +113,7 @@ class CheckRunner:
             self._advance(settings, seen)
         else:
             self._maybe_start(settings, generation, seen)
-        self._summarize(settings, generation, seen.now)
+        check_conditions.summarize(self.status, settings, generation, seen.now)
         return self._actions
 
     def abort(self, reason: str, now: datetime) -> list[Action]:
@@ -520,59 +472,6 @@ class CheckRunner:
         run = self.run
         if run is not None and self.running:
             self._fill_series(run, now)
-
-    def _summarize(self, settings: CheckSettings, generation: int, now: datetime) -> None:
-        """progress, passed and the conditions, from the newest run."""
-        run = self.run
-        self.status["observedGeneration"] = generation
-        wanted: list[ConditionSpec] = []
-        if run is None:
-            self.status.pop("progress", None)
-            idle = "Scheduled" if self.status.get("phase") == "Scheduled" else "Pending"
-            wanted += [ConditionSpec("Ready", "False", "NoRunYet", self.status.get("message", "")),
-                       ConditionSpec("Passed", "Unknown", "NoRunYet", "no run has completed yet"),
-                       ConditionSpec("Reconciling", "True" if idle == "Pending" else "False", idle, self.status.get("message", "")),
-                       ConditionSpec("Stalled", "False", idle, "")]
-        else:
-            experiments = run.get("experiments") or []
-            done = sum(1 for e in experiments if e.get("state") == "Done")
-            self.status["progress"] = f"{done}/{len(experiments)}"
-            phase = run.get("phase")
-            message = self.status.get("message", "")
-            if phase in ("Baseline", "Running"):
-                wanted += [ConditionSpec("Ready", "False", "RunInProgress", message),
-                           ConditionSpec("Reconciling", "True", "RunInProgress", message),
-                           ConditionSpec("Stalled", "False", "RunInProgress", "")]
-            elif phase == "Completed":
-                run["passed"] = check_verdict.passed(experiments, run.get("score"), passing_score=settings.passing_score,
-                                                     fail_on_vulnerable_weight=settings.fail_on_vulnerable_weight)
-                wanted += [ConditionSpec("Ready", "True", "RunCompleted", message),
-                           ConditionSpec("Reconciling", "False", "RunCompleted", ""),
-                           ConditionSpec("Stalled", "False", "RunCompleted", "")]
-            else:
-                run["passed"] = False
-                wanted += [ConditionSpec("Ready", "False", f"Run{phase}", message),
-                           ConditionSpec("Reconciling", "False", f"Run{phase}", ""),
-                           ConditionSpec("Stalled", "True" if phase == "Failed" else "False", f"Run{phase}",
-                                         message if phase == "Failed" else "")]
-            if "passed" in run:
-                wanted.append(ConditionSpec("Passed", "True" if run["passed"] else "False", *self._passed_reason(settings, run)))
-        self.status["conditions"] = merge_conditions(self.status.get("conditions"), wanted, generation=generation,
-                                                     now=format_time(now))
-
-    @staticmethod
-    def _passed_reason(settings: CheckSettings, run: CheckRun) -> tuple[str, str]:
-        score = run.get("score")
-        if run.get("phase") != "Completed":
-            return f"Run{run.get('phase')}", f"run {run['id']} did not complete"
-        heavy = [e["name"] for e in run.get("experiments") or []
-                 if e.get("verdict") == "Vulnerable" and e.get("weight", 1) >= settings.fail_on_vulnerable_weight]
-        if heavy:
-            return "VulnerableExperiment", (f"run {run['id']}: Vulnerable with weight >= {settings.fail_on_vulnerable_weight}: "
-                                            + ", ".join(heavy))
-        if score is None or score < settings.passing_score:
-            return "ScoreBelowPassing", f"run {run['id']}: score {score} is below {settings.passing_score}"
-        return "ScoreReached", f"run {run['id']}: score {score} reaches {settings.passing_score}"
 
     def _event(self, type_: str, reason: str, message: str) -> None:
         self._actions.append(PostEvent(type_, reason, message))

@@ -11,8 +11,8 @@ from agentops.api_types import CheckRun, CheckStatus, ExperimentResult, Verdict
 from agentops.wire import TelemetryReport
 from agentops_operator import check_verdict
 from agentops_operator.check_meter import BIN_S, Meter
-from agentops_operator.check_runner import (AgentView, CheckRunner, CreateFault, DeleteFault, FaultView, PostEvent, Seen,
-                                            fault_name)
+from agentops_operator.check_io import AgentView, CreateFault, DeleteFault, FaultView, PostEvent, Seen
+from agentops_operator.check_runner import CheckRunner, fault_name
 from agentops_operator.check_settings import CheckSettings, Expectations, Limits
 
 T0 = datetime(2026, 12, 6, 12, 0, 0, tzinfo=timezone.utc)
