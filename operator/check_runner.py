@@ -59,6 +59,9 @@ class _Memory:
     restarts_at_fault: int = 0
     created: set[str] = field(default_factory=set)
     inject_started: datetime | None = None
+    # Healing's Stalled is a level: one left over from before the fault is not this
+    # experiment's escalation (until it clears and comes back).
+    stalled_before: bool = False
 
 
 def fault_name(check: str, run_id: int, experiment: str) -> str:
@@ -303,6 +306,7 @@ class CheckRunner:
             e["faultStartedAt"] = fault.started_at
             e["state"] = "Observing"
             self._memory.restarts_at_fault = seen.agent.restart_count if seen.agent else 0
+            self._memory.stalled_before = bool(seen.agent and seen.agent.stalled)
             self.status["message"] = f"run {self.run['id']}: experiment {exp.name}: fault active"  # type: ignore[index]
             return
         if fault.phase in FINAL_FAULT_PHASES:
@@ -356,7 +360,9 @@ class CheckRunner:
         elif agent.phase == "Healthy" and "detectedAt" in e and "recoveredAt" not in e:
             e["recoveredAt"] = _ts(seen.now)
             e["recoverySeconds"] = _secs(e["recoveredAt"], e.get("faultStartedAt")) or 0.0
-        if agent.stalled:
+        if not agent.stalled:
+            self._memory.stalled_before = False
+        elif not self._memory.stalled_before:
             e["escalated"] = True
         e["restarts"] = max(0, agent.restart_count - self._memory.restarts_at_fault)
         started = parse_time(e.get("faultStartedAt"))

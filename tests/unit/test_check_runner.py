@@ -292,3 +292,19 @@ def test_a_suspended_schedule_starts_nothing() -> None:
     for _ in range(5):
         w.tick(3600)
     assert not w.runner.status.get("runs") and "nextRunAt" not in w.runner.status
+
+
+def test_a_stalled_left_over_from_before_the_fault_is_not_this_experiments_escalation() -> None:
+    w = World(spec(experiments=[{"name": "crash", "fault": {"type": "Crash", "duration": "5s"}}]))
+    w.stalled = True  # healing gave up on an earlier fault and has not cleared
+    w.until(lambda: w.exp(0).get("state") == "Injecting")
+    w.tick()
+    w.activate("check-1-crash")
+    w.tick()
+    w.tick()
+    assert "escalated" not in w.exp(0)
+    w.stalled = False
+    w.tick()
+    w.stalled = True  # escalated again, during this experiment
+    w.tick()
+    assert w.exp(0)["escalated"] is True
