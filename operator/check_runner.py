@@ -72,11 +72,6 @@ def _ts(moment: datetime) -> str:
     return format_time(moment, milliseconds=True)
 
 
-def _secs(later: str | None, earlier: str | None) -> float | None:
-    a, b = parse_time(later), parse_time(earlier)
-    return None if a is None or b is None else round((a - b).total_seconds(), 3)
-
-
 class CheckRunner:
     def __init__(self, namespace: str, name: str, uid: str, status: CheckStatus) -> None:
         self.namespace, self.name, self.uid = namespace, name, uid
@@ -192,9 +187,8 @@ class CheckRunner:
         cur = self.current()
         if cur is not None and cur[1].get("state") in ACTIVE_STATES:
             _, e = cur
-            self._finish_experiment(e, "Aborted", ("the operator restarted during this experiment: what happened "
-                                                   "meanwhile was not seen, so it is not judged",), now)
-            self._next_experiment(run, now)
+            self._abort_experiment(e, "the operator restarted during this experiment: what happened meanwhile was not "
+                                      "seen, so it is not judged", now)
 
     def _advance(self, settings: CheckSettings, seen: Seen) -> None:
         run = self.run
@@ -296,8 +290,7 @@ class CheckRunner:
                 self._event("Normal", "ExperimentStarted", f"experiment {exp.name}: Fault {name} ({exp.fault_type}) created")
                 self._memory.inject_started = seen.now
             elif (seen.now - (self._memory.inject_started or seen.now)).total_seconds() > INJECT_TIMEOUT_S:
-                self._finish_experiment(e, "Aborted", (f"Fault {name} did not appear within {INJECT_TIMEOUT_S:g}s",), seen.now)
-                self._next_experiment(self.run, seen.now)  # type: ignore[arg-type]
+                self._abort_experiment(e, f"Fault {name} did not appear within {INJECT_TIMEOUT_S:g}s", seen.now)
             return
         e["faultUID"] = fault.uid
         if fault.phase is not None:
@@ -313,15 +306,12 @@ class CheckRunner:
             if fault.phase == "Halted":
                 self._end_run("Aborted", f"Fault {name} was halted: {fault.message}", seen.now)
                 return
-            self._finish_experiment(e, "Aborted", (f"Fault {name} ended {fault.phase} before it started: {fault.message}",),
-                                    seen.now)
-            self._next_experiment(self.run, seen.now)  # type: ignore[arg-type]
+            self._abort_experiment(e, f"Fault {name} ended {fault.phase} before it started: {fault.message}", seen.now)
             return
         waited = (seen.now - (self._memory.inject_started or seen.now)).total_seconds()
         if waited > INJECT_TIMEOUT_S:
-            self._finish_experiment(e, "Aborted", (f"Fault {name} was not Active within {INJECT_TIMEOUT_S:g}s "
-                                                   f"({fault.phase or 'no phase'}: {fault.message})",), seen.now)
-            self._next_experiment(self.run, seen.now)  # type: ignore[arg-type]
+            self._abort_experiment(e, f"Fault {name} was not Active within {INJECT_TIMEOUT_S:g}s "
+                                      f"({fault.phase or 'no phase'}: {fault.message})", seen.now)
 
     def _fault_body(self, settings: CheckSettings, exp: Experiment, name: str) -> dict[str, Any]:
         run = self.run
@@ -354,12 +344,12 @@ class CheckRunner:
             e.setdefault("worstPhase", worst)
         if agent.phase in ("Degraded", "Unhealthy"):
             e.setdefault("detectedAt", _ts(seen.now))
-            e.setdefault("detectionSeconds", _secs(e["detectedAt"], e.get("faultStartedAt")) or 0.0)
+            e.setdefault("detectionSeconds", check_verdict.seconds_between(e["detectedAt"], e.get("faultStartedAt")) or 0.0)
             e.pop("recoveredAt", None)
             e.pop("recoverySeconds", None)
         elif agent.phase == "Healthy" and "detectedAt" in e and "recoveredAt" not in e:
             e["recoveredAt"] = _ts(seen.now)
-            e["recoverySeconds"] = _secs(e["recoveredAt"], e.get("faultStartedAt")) or 0.0
+            e["recoverySeconds"] = check_verdict.seconds_between(e["recoveredAt"], e.get("faultStartedAt")) or 0.0
         if not agent.stalled:
             self._memory.stalled_before = False
         elif not self._memory.stalled_before:
@@ -381,8 +371,7 @@ class CheckRunner:
             self._end_run("Aborted", f"Fault {name} was halted: {fault.message}", seen.now)
             return
         if fault is None:
-            self._finish_experiment(e, "Aborted", (f"Fault {name} was deleted while it was active",), seen.now)
-            self._next_experiment(self.run, seen.now)  # type: ignore[arg-type]
+            self._abort_experiment(e, f"Fault {name} was deleted while it was active", seen.now)
             return
         if fault.phase not in FINAL_FAULT_PHASES:
             return
@@ -421,6 +410,11 @@ class CheckRunner:
         kind = "Normal" if verdict in ("Resilient", "Degraded") else "Warning"
         self._event(kind, f"Experiment{verdict}", f"experiment {e['name']}: {verdict}"
                     + (f" - {findings[0]}" if findings else ""))
+
+    def _abort_experiment(self, e: ExperimentResult, why: str, now: datetime) -> None:
+        """Not judged (its Fault never ran, or vanished): Aborted, its Fault deleted, the next one settles."""
+        self._finish_experiment(e, "Aborted", (why,), now)
+        self._next_experiment(self.run, now)  # type: ignore[arg-type]  # only called while a run is on
 
     def _next_experiment(self, run: CheckRun, now: datetime) -> None:
         cur = self.current()

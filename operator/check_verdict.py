@@ -37,9 +37,10 @@ class Judgement:
     findings: tuple[str, ...]
 
 
-def _since(later: str | None, earlier: str | None) -> float | None:
+def seconds_between(later: str | None, earlier: str | None) -> float | None:
+    """Seconds from one recorded time (RFC 3339) to another, to the millisecond; None if either is absent."""
     a, b = parse_time(later), parse_time(earlier)
-    return None if a is None or b is None else (a - b).total_seconds()
+    return None if a is None or b is None else round((a - b).total_seconds(), 3)
 
 
 def limit_findings(numbers: Measurement, limits: Limits, what: str) -> list[str]:
@@ -70,7 +71,7 @@ def judge(result: ExperimentResult, expect: Expectations) -> Judgement:
         hard.append(f"error budget spent: {errors}/{requests} requests failed during the fault "
                     f"({errors / requests:.3f} > {expect.max_error_rate:g})")
     detected = "detectedAt" in result
-    recovered_after_end = _since(result.get("recoveredAt"), result.get("faultEndedAt"))
+    recovered_after_end = seconds_between(result.get("recoveredAt"), result.get("faultEndedAt"))
     if detected and "recoveredAt" not in result:
         hard.append(f"not Healthy again within {format_duration(expect.recovery_deadline_s)} of the fault ending")
     elif recovered_after_end is not None and recovered_after_end > expect.recovery_deadline_s:
