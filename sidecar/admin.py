@@ -21,6 +21,7 @@ from prometheus_client.registry import CollectorRegistry
 from agentops_sidecar.faults import FaultTable
 from agentops_sidecar.instance import Instance
 from agentops_sidecar.operator_link import OperatorLink
+from agentops_sidecar.operator_tls import OperatorTLS
 from agentops_sidecar.prober import Prober
 from agentops_sidecar.settings import SidecarSettings
 from agentops_sidecar.supervisor import Supervisor
@@ -31,6 +32,7 @@ def build_admin_app(
     *,
     table: FaultTable,
     link: OperatorLink,
+    tls: OperatorTLS,
     prober: Prober,
     instance: Instance,
     supervisor: Supervisor | None,
@@ -60,6 +62,10 @@ def build_admin_app(
             "leaseRemainingSeconds": None if math.isinf(lease) else round(max(0.0, lease - now), 3),
             "leaseExpired": table.lease_expired,
             "operatorProblem": link.last_problem,
+            # How this sidecar proves who it is, and whom it trusts; never a token.
+            "identity": _identity(settings),
+            "operatorTls": {"caFile": tls.ca_file, "trust": "caFile" if tls.ca_file else "systemTrustStore",
+                            "caLoads": tls.loads, "problem": tls.problem},
             "enforced": [
                 {"uid": f.uid, "name": f.name, "type": f.type, "percentage": f.fraction * 100,
                  "expiresInSeconds": round(f.expires_at - now, 3)}
@@ -80,3 +86,12 @@ def build_admin_app(
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/state", state)
     return app
+
+
+def _identity(settings: SidecarSettings) -> dict[str, Any]:
+    shown: dict[str, Any] = {"mode": settings.identity}
+    if settings.identity == "kubernetes":
+        shown["tokenFile"] = settings.identity_token_file
+    elif settings.identity == "google":
+        shown["audience"] = settings.token_audience
+    return shown

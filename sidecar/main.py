@@ -29,12 +29,14 @@ from agentops.errors import ConfigError
 from agentops.logs import configure_logging
 from agentops_sidecar.admin import build_admin_app
 from agentops_sidecar.faults import Fault, FaultTable
+from agentops_sidecar.identity import token_source
 from agentops_sidecar.instance import Instance
 from agentops_sidecar.model_routes import PREFIXES
 from agentops_sidecar.metrics import SidecarCollector, registry
 from agentops_sidecar.model_gateway import ModelGateway
 from agentops_sidecar.model_signals import ModelCollector, ModelTotals
 from agentops_sidecar.operator_link import OperatorLink
+from agentops_sidecar.operator_tls import OperatorTLS
 from agentops_sidecar.prober import Prober
 from agentops_sidecar.proxy import Proxy, Recorder
 from agentops_sidecar.settings import SidecarSettings, from_args
@@ -79,8 +81,9 @@ async def serve(settings: SidecarSettings) -> None:
         prober = Prober(control, settings.upstream + settings.health_path, interval_s=settings.probe_interval_s,
                         timeout_s=settings.probe_timeout_s, startup_grace_s=settings.startup_grace_s,
                         table=table, recorder=recorder, instance=instance)
-        link = OperatorLink(settings, control, table=table, recorder=recorder, instance=instance, prober=prober,
-                            restart=supervisor.restart if supervisor else None)
+        tls = OperatorTLS(settings.operator_ca_file)
+        link = OperatorLink(settings, control, tokens=token_source(settings), tls=tls, table=table, recorder=recorder,
+                            instance=instance, prober=prober, restart=supervisor.restart if supervisor else None)
         instance.on_replaced(lambda _old, _new: _instance_replaced(table, proxy, loop.time()))
         instance.on_replaced(link.instance_replaced)
         prober.on_result = link.probe_result
@@ -102,7 +105,7 @@ async def serve(settings: SidecarSettings) -> None:
         start("telemetry", link.push_telemetry())
         start("deadlines", _deadlines(table))
 
-        admin_app = build_admin_app(settings, table=table, link=link, prober=prober, instance=instance,
+        admin_app = build_admin_app(settings, table=table, link=link, tls=tls, prober=prober, instance=instance,
                                     supervisor=supervisor, registry=reg)
         await _listen(stack, web.AppRunner(admin_app, access_log=None), settings.admin_host, settings.admin_port, "--admin-listen")
         if gateway is not None:
@@ -190,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"agentops sidecar: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    if settings.operator_url.startswith("http://") and settings.identity != "static":
+        log.warning("--operator-url %s is plain http: this sidecar's %s identity token travels in clear, and anyone who "
+                    "sees it can report as this agent until it expires; use https outside local development",
+                    settings.operator_url, settings.identity)
     try:
         asyncio.run(serve(settings))
     except ConfigError as exc:  # a port that is taken: everything started is stopped again

@@ -17,19 +17,32 @@
 
 Any answer from the operator renews the lease; failures back off exponentially with
 jitter (`BACKOFF`), so a restarting operator is not hammered by its sidecars.
+
+Every request carries the sidecar's current identity token (`TokenSource`, asked per
+request, so a rotated token is sent as soon as it is on disk) and is verified against
+the operator's CA (`OperatorTLS`, likewise re-read when its file changes). A token
+that cannot be had, and a 401 or 403 from the operator, become the link's
+`last_problem`, quoting the operator's reason, and are retried with the same backoff;
+a 403 (this identity may not speak for this Agent) changes only when someone edits the
+Agent or the pod, so it is retried at the backoff's cap rather than climbing to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
+import random
 from typing import Any, Awaitable, Callable
 
 import aiohttp
 
 from agentops.backoff import Backoff
 from agentops_sidecar.faults import FaultTable
+from agentops_sidecar.identity import TokenSource, TokenUnavailable
 from agentops_sidecar.instance import Instance
+from agentops_sidecar.operator_tls import OperatorTLS
 from agentops_sidecar.prober import Prober
 from agentops_sidecar.proxy import Recorder
 from agentops_sidecar.settings import SidecarSettings
@@ -48,6 +61,8 @@ MAX_CARRY_S = 60.0
 # Early reports (health changes) are spaced at least this far apart: a flapping probe
 # must not turn into a report storm.
 MIN_REPORT_GAP_S = 0.2
+# A failure count that puts BACKOFF at its cap: what a 403 waits.
+_AT_CAP = 1 + math.ceil(math.log2(BACKOFF.cap_s / BACKOFF.first_s))
 _UNSET: Any = object()
 
 
@@ -57,6 +72,8 @@ class OperatorLink:
         settings: SidecarSettings,
         session: aiohttp.ClientSession,
         *,
+        tokens: TokenSource,
+        tls: OperatorTLS,
         table: FaultTable,
         recorder: Recorder,
         instance: Instance,
@@ -64,9 +81,9 @@ class OperatorLink:
         restart: Callable[[str], Awaitable[None]] | None,
     ) -> None:
         self.settings, self.session = settings, session
+        self.tokens, self.tls = tokens, tls
         self.table, self.recorder, self.instance, self.prober = table, recorder, instance, prober
         self._restart = restart
-        self._headers = {"Authorization": f"Bearer {settings.token}"}
         self._assignments_url = f"{settings.operator_url}/v1/assignments/{settings.namespace}/{settings.agent}"
         self._telemetry_url = f"{settings.operator_url}/v1/telemetry"
         self._restart_seen: Any = _UNSET
@@ -92,14 +109,20 @@ class OperatorLink:
             wait = min(self.settings.max_poll_wait_s, (self.table.lease_s or 30.0) / 2)
             params = {"wait": f"{wait:g}"} if version is None else {"wait": f"{wait:g}", "version": str(version)}
             try:
-                async with self.session.get(self._assignments_url, params=params, headers=self._headers,
+                headers = await self._headers()
+                async with self.session.get(self._assignments_url, params=params, headers=headers, ssl=self.tls.context(),
                                             timeout=aiohttp.ClientTimeout(total=wait + 10)) as response:
                     body = await response.json(content_type=None) if response.content_type == "application/json" else {}
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
+            except TokenUnavailable as exc:
+                failures += 1
+                self._problem(str(exc))
+                await asyncio.sleep(BACKOFF.delay(failures))
+                continue
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
                 failures += 1
-                self._problem(f"cannot reach the operator at {self.settings.operator_url}: {exc.__class__.__name__} {exc}")
+                self._problem(self._unreachable(exc))
                 await asyncio.sleep(BACKOFF.delay(failures))
                 continue
             now = self._now()
@@ -125,10 +148,11 @@ class OperatorLink:
                 self.table.clear(now)
                 version = None
                 self._problem(f"operator: {message or 'agent not found'}")
+            elif status in (401, 403):
+                self._problem(self._refused(status, message))
             else:
                 self._problem(f"operator answered {status}: {message or ''}")
-            delay = float(retry_after) if retry_after and retry_after.isdigit() else BACKOFF.delay(failures)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(retry_delay(status, failures, retry_after))
 
     async def _maybe_restart(self, token: Any) -> None:
         if self._restart_seen is _UNSET:
@@ -205,10 +229,16 @@ class OperatorLink:
             starting=self.prober.in_startup(now),
         )
         try:
-            async with self.session.post(self._telemetry_url, json=report, headers=self._headers,
+            headers = await self._headers()
+            async with self.session.post(self._telemetry_url, json=report, headers=headers, ssl=self.tls.context(),
                                          timeout=aiohttp.ClientTimeout(total=10)) as response:
                 status = response.status
                 text = await response.text()
+        except TokenUnavailable as exc:
+            self.reports["failed"] += 1
+            self._problem(str(exc))
+            self._carry(window, now, str(exc))
+            return
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             self.reports["failed"] += 1
             self._carry(window, now, f"{exc.__class__.__name__} {exc}")
@@ -216,6 +246,12 @@ class OperatorLink:
         if status == 202:
             self.reports["accepted"] += 1
             self.table.contact(self._now())
+        elif status in (401, 403):
+            # Who sent it was refused, not the report: it is kept for when the token
+            # (rotated) or the Agent (its allowed identities) changes.
+            self.reports["failed"] += 1
+            self._problem(self._refused(status, _error_of(text)))
+            self._carry(window, now, f"{status} {text[:200]}")
         elif status == 404 or status >= 500:
             # 404: the operator has not seen this Agent yet (or it is not created yet).
             self.reports["failed"] += 1
@@ -233,9 +269,45 @@ class OperatorLink:
         log.debug("telemetry not delivered (%s); carrying it into the next window", why)
         self._carried = window
 
+    async def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {await self.tokens.token()}"}
+
+    def _refused(self, status: int, message: str | None) -> str:
+        what = "is not allowed to speak for this agent" if status == 403 else "was not accepted"
+        return (f"the operator refused this sidecar's identity (--identity {self.settings.identity}; {status}: it {what}): "
+                f"{message or 'no reason given'}")
+
+    def _unreachable(self, exc: BaseException) -> str:
+        problem = f"cannot reach the operator at {self.settings.operator_url}: {exc.__class__.__name__} {exc}"
+        if isinstance(exc, aiohttp.ClientSSLError):
+            # Say which trust was used, and why the CA file did not load if it did not.
+            trust = f"the CA file {self.tls.ca_file}" if self.tls.ca_file else "the system trust store"
+            problem += f" (its certificate was checked against {trust}{'; ' + self.tls.problem if self.tls.problem else ''})"
+        return problem
+
     def _problem(self, problem: str | None) -> None:
         if problem is not None and problem != self.last_problem:
             log.warning("%s", problem)
         elif problem is None and self.last_problem is not None:
             log.info("operator reachable again")
         self.last_problem = problem
+
+
+def retry_delay(status: int, failures: int, retry_after: str | None, rand: Callable[[], float] = random.random) -> float:
+    """Seconds before polling again after the `failures`-th refused or failed answer in a row with HTTP `status`.
+
+    The operator's Retry-After when it gives one (a 503 while it cannot check tokens);
+    for a 403, the backoff's cap at once: only an edit of the Agent or the pod changes it.
+    """
+    if retry_after and retry_after.isdigit():
+        return float(retry_after)
+    return BACKOFF.delay(max(failures, _AT_CAP) if status == 403 else failures, rand)
+
+
+def _error_of(text: str) -> str | None:
+    """The operator's `{"error": ...}` reason from a response body, else the body's start."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text[:200] or None
+    return str(body["error"]) if isinstance(body, dict) and "error" in body else text[:200]

@@ -1,12 +1,20 @@
 """The sidecar's settings: CLI flag → environment variable → default, parsed once.
 
-    agentops sidecar --agent chat --operator-url http://operator:8080 \\
+    agentops sidecar --agent chat --operator-url https://operator:8080 \\
         --upstream http://127.0.0.1:8000 [-- python -m my_agent]
 
 Everything after `--` is the agent command: the sidecar then supervises it (starts
 it, restarts it when it dies or when the operator asks). Durations are Go-style
 strings ("2s", "500ms"), as in the CRDs. Each default is stated once, on the
 dataclass below; the parser and `--help` read it from there.
+
+Identity (issue 14): the sidecar proves who it is with its own token, not a shared one:
+by default the projected ServiceAccount token (`--identity kubernetes`), on Cloud Run a
+Google-signed ID token (`--identity google`); the shared token of old is the explicitly
+named, weaker `--identity static`. Its old names (--token-file, AGENTOPS_API_TOKEN,
+AGENTOPS_API_TOKEN_FILE) are refused with a message naming what replaced them: read
+silently as before, they would keep a sidecar on the shared token without anyone
+noticing; ignored, they would leave it without the token its operator expects.
 """
 
 from __future__ import annotations
@@ -15,12 +23,27 @@ import argparse
 import os
 import socket
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from agentops.config import DurationOption, bearer_token, defaults, env, listen_address, number
+from agentops.config import MIN_TOKEN_LENGTH, DurationOption, defaults, env, listen_address, number
 from agentops.errors import ConfigError
 from agentops_sidecar.model_routes import DEFAULT_UPSTREAMS, PREFIX_OF, PREFIXES
+
+
+# How the sidecar proves who it is (the operator's CallerKind has the same three).
+IdentityMode = Literal["kubernetes", "google", "static"]
+IDENTITY_MODES: tuple[IdentityMode, ...] = get_args(IdentityMode)
+# Where the operator's CA bundle is mounted (a ConfigMap); used when it exists and no
+# --operator-ca-file is given, else the system trust store is.
+MOUNTED_OPERATOR_CA_FILE = "/var/run/secrets/agentops.dev/ca/ca.crt"
+# The names the shared token had, and what replaced each.
+_REPLACED = {
+    "--token-file": "--identity static with --static-token-file",
+    "AGENTOPS_API_TOKEN_FILE": "--identity static with AGENTOPS_STATIC_TOKEN_FILE",
+    "AGENTOPS_API_TOKEN": "--identity static with AGENTOPS_STATIC_TOKEN",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +52,14 @@ class SidecarSettings:
     agent: str
     operator_url: str
     upstream: str = "http://127.0.0.1:8000"  # scheme://host:port of the agent
-    token: str = field(repr=False)
+    identity: IdentityMode = "kubernetes"
+    # kubernetes: the projected ServiceAccount token, re-read whenever the kubelet rotates it.
+    identity_token_file: str = "/var/run/secrets/agentops.dev/identity/token"
+    # google: the audience of the ID token. On Kubernetes the audience is the projected
+    # volume's (the pod spec's), which must name the same one.
+    token_audience: str = "agentops"
+    static_token: str = field(default="", repr=False)  # static only; empty otherwise
+    operator_ca_file: str | None = None  # None: the system trust store
     sidecar_id: str  # who reports: pod name or host:pid
     listen_host: str = "0.0.0.0"
     listen_port: int = 8080
@@ -62,7 +92,7 @@ class SidecarSettings:
 
     def redacted(self) -> dict[str, Any]:
         shown = asdict(self)
-        shown["token"] = "<redacted>"
+        shown["static_token"] = "<redacted>" if self.static_token else "<unset>"
         return shown
 
 
@@ -94,8 +124,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="agentops sidecar", description="Reverse proxy beside one agent: applies its faults, probes it, reports telemetry.")
     p.add_argument("--agent", help="name of the Agent resource this sidecar serves (env AGENTOPS_AGENT)")
     p.add_argument("--namespace", help=f"its namespace (env AGENTOPS_NAMESPACE, else POD_NAMESPACE; default '{d['namespace']}')")
-    p.add_argument("--operator-url", help="the operator's sidecar API, e.g. http://agentops-operator:8080 (env AGENTOPS_OPERATOR_URL)")
-    p.add_argument("--token-file", help="file holding the bearer token (env AGENTOPS_API_TOKEN_FILE; or the token in AGENTOPS_API_TOKEN)")
+    p.add_argument("--operator-url", help="the operator's sidecar API, e.g. https://agentops-operator.agentops-system:8080; "
+                                          "http only for local development, since the token would travel in clear "
+                                          "(env AGENTOPS_OPERATOR_URL)")
+    p.add_argument("--operator-ca-file",
+                   help="CA bundle the operator's https certificate must chain to, re-read when it changes "
+                        f"(env AGENTOPS_OPERATOR_CA_FILE; default {MOUNTED_OPERATOR_CA_FILE} when it exists, else the "
+                        "system trust store)")
+    p.add_argument("--identity", choices=IDENTITY_MODES,
+                   help="how the sidecar proves who it is to the operator: kubernetes, the pod's projected ServiceAccount "
+                        "token (--identity-token-file); google, a Google-signed ID token from the metadata server, on "
+                        "Cloud Run (--token-audience); static, a token shared by every sidecar (--static-token-file), "
+                        "weaker: for sidecars that can have neither "
+                        f"(env AGENTOPS_IDENTITY; default {d['identity']})")
+    p.add_argument("--identity-token-file",
+                   help="kubernetes: the projected ServiceAccount token, re-read when the kubelet rotates it "
+                        f"(env AGENTOPS_IDENTITY_TOKEN_FILE; default {d['identity_token_file']})")
+    p.add_argument("--token-audience",
+                   help="google: the audience the ID token is for, the one the operator checks "
+                        f"(env AGENTOPS_TOKEN_AUDIENCE; default {d['token_audience']})")
+    p.add_argument("--static-token-file",
+                   help="static: file holding the shared token, at least "
+                        f"{MIN_TOKEN_LENGTH} characters (env AGENTOPS_STATIC_TOKEN_FILE; or the token itself in "
+                        "AGENTOPS_STATIC_TOKEN); read only with --identity static")
+    # The old name of --static-token-file: hidden, and refused by from_args with its replacement.
+    p.add_argument("--token-file", help=argparse.SUPPRESS)
     p.add_argument("--upstream", help=f"the agent's address (env AGENTOPS_UPSTREAM; default {d['upstream']})")
     p.add_argument("--listen", help=f"proxy address HOST:PORT (env AGENTOPS_LISTEN; default {_LISTEN})")
     p.add_argument("--admin-listen", help=f"/metrics, /healthz, /readyz, /v1/state at HOST:PORT (env AGENTOPS_ADMIN_LISTEN; default {_ADMIN_LISTEN})")
@@ -129,6 +182,53 @@ def _http_url(value: str, flag: str) -> str:
     return value.rstrip("/")
 
 
+def _refuse_replaced_names(args: argparse.Namespace) -> None:
+    used = [name for name in _REPLACED if (args.token_file if name.startswith("--") else env(name)) is not None]
+    if used:
+        raise ConfigError("; ".join(f"{name} is no longer read: use {_REPLACED[name]}" for name in used)
+                          + ". By default the sidecar sends its pod's projected ServiceAccount token (--identity kubernetes, "
+                            "--identity-token-file); the shared token is the weaker, explicit --identity static")
+
+
+def _identity(value: str) -> IdentityMode:
+    for mode in IDENTITY_MODES:
+        if value == mode:
+            return mode
+    raise ConfigError(f"AGENTOPS_IDENTITY: {value!r}; allowed: {', '.join(IDENTITY_MODES)}")
+
+
+def _static_token(args: argparse.Namespace, identity: IdentityMode) -> str:
+    """The shared token, read only when it is the identity: --static-token-file, else AGENTOPS_STATIC_TOKEN(_FILE)."""
+    if identity != "static":
+        return ""
+    path, label = (args.static_token_file, "--static-token-file") if args.static_token_file else (
+        env("AGENTOPS_STATIC_TOKEN_FILE"), "AGENTOPS_STATIC_TOKEN_FILE")
+    if path:
+        try:
+            token = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{label} {path}: {exc.strerror}") from exc
+    else:
+        token, label = env("AGENTOPS_STATIC_TOKEN") or "", "AGENTOPS_STATIC_TOKEN"
+    if not token:
+        raise ConfigError("--identity static needs the shared token: --static-token-file or AGENTOPS_STATIC_TOKEN_FILE, "
+                          "or the token itself in AGENTOPS_STATIC_TOKEN")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"{label}: the token has {len(token)} characters; at least {MIN_TOKEN_LENGTH} are required")
+    return token
+
+
+def _operator_ca_file(flag_value: str | None) -> str | None:
+    given, label = (flag_value, "--operator-ca-file") if flag_value else (env("AGENTOPS_OPERATOR_CA_FILE"), "AGENTOPS_OPERATOR_CA_FILE")
+    if given is None:
+        return MOUNTED_OPERATOR_CA_FILE if os.path.exists(MOUNTED_OPERATOR_CA_FILE) else None
+    # A named file that is missing is a typo, not a race: the kubelet mounts ConfigMaps
+    # before the container starts. (Its contents are checked, and re-read, by OperatorTLS.)
+    if not os.path.isfile(given):
+        raise ConfigError(f"{label}: {given} does not exist (or is not a file)")
+    return given
+
+
 def _model_upstreams(values: list[str] | None) -> tuple[tuple[str, str], ...]:
     label = "--model-upstream"
     if not values:
@@ -147,6 +247,8 @@ def from_args(argv: list[str]) -> SidecarSettings:
     d = DEFAULTS
     own, command = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = build_parser().parse_args(own)
+    _refuse_replaced_names(args)
+    identity = _identity(args.identity or env("AGENTOPS_IDENTITY") or d["identity"])
     agent = args.agent or env("AGENTOPS_AGENT")
     if not agent:
         raise ConfigError("--agent (or AGENTOPS_AGENT) is required: the name of the Agent resource")
@@ -174,7 +276,11 @@ def from_args(argv: list[str]) -> SidecarSettings:
         agent=agent,
         operator_url=_http_url(operator_url, "--operator-url"),
         upstream=_http_url(args.upstream or env("AGENTOPS_UPSTREAM") or d["upstream"], "--upstream"),
-        token=bearer_token(args.token_file),
+        identity=identity,
+        identity_token_file=args.identity_token_file or env("AGENTOPS_IDENTITY_TOKEN_FILE") or d["identity_token_file"],
+        token_audience=args.token_audience or env("AGENTOPS_TOKEN_AUDIENCE") or d["token_audience"],
+        static_token=_static_token(args, identity),
+        operator_ca_file=_operator_ca_file(args.operator_ca_file),
         sidecar_id=args.sidecar_id or env("AGENTOPS_SIDECAR_ID") or env("POD_NAME") or f"{socket.gethostname()}:{os.getpid()}",
         listen_host=listen[0],
         listen_port=listen[1],

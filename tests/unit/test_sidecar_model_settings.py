@@ -17,7 +17,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("AGENTOPS_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("AGENTOPS_API_TOKEN", "t" * 32)
 
 
 def test_defaults_loopback_and_the_real_providers() -> None:
