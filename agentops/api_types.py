@@ -100,6 +100,7 @@ class CloudRunRef(TypedDict, total=False):
     region: Required[str]
     service: Required[str]
     rollbackOnFailure: bool
+    serviceAccount: str  # the Google service account e-mail its sidecar's ID token must name
 
 
 class RuntimeBlock(TypedDict, total=False):
@@ -179,11 +180,16 @@ class ModelHealthBlock(TypedDict, total=False):
     costPerHour: CostRateThresholds
 
 
+class IdentityBlock(TypedDict, total=False):
+    serviceAccounts: list[str]  # ServiceAccounts of the Agent's namespace that may speak for it; empty: any
+
+
 class AgentSpecBody(TypedDict, total=False):
     runtime: RuntimeBlock
     health: HealthBlock
     healing: HealingBlock
     models: ModelsBlock
+    identity: IdentityBlock
 
 
 class AgentMetrics(TypedDict, total=False):

@@ -81,6 +81,7 @@ class DurationOption:
     help: str  # what it means; the variable, the default and the old names are added
     old_flag: str | None = None  # "--lease-seconds"
     old_env: str | None = None  # "AGENTOPS_LEASE_SECONDS"
+    maximum_s: float | None = None
 
     @property
     def dest(self) -> str:
@@ -122,6 +123,8 @@ class DurationOption:
             raise ConfigError(str(exc)) from None
         if seconds < self.minimum_s:
             raise ConfigError(f"{source}: must be at least {format_duration(self.minimum_s)}, got {raw!r}")
+        if self.maximum_s is not None and seconds > self.maximum_s:
+            raise ConfigError(f"{source}: must be at most {format_duration(self.maximum_s)}, got {raw!r}")
         if bare or source in (self.old_flag, self.old_env):
             value = f"{raw}s" if bare else raw
             instead = f"{self.flag} {value}" if source.startswith("-") else f"{self.env}={value}"

@@ -8,6 +8,11 @@ that faults show up in the Agents' status, and the read-only UI with its own
 ServiceAccount token (manifests/base/ui-rbac.yaml). It prints what to try next. Ctrl-C stops
 everything it started and leaves nothing running.
 
+As in a cluster, there is no shared secret: the operator serves its API over TLS with
+the certificate it makes in a Secret, and each sidecar proves who it is with a token of
+the ServiceAccount agentops-sidecar for the audience "agentops", minted by the API
+server and renewed in a file as a kubelet renews a projected token.
+
 Processes log to files under one temporary directory, printed at start, so the
 console stays readable.
 """
@@ -15,8 +20,8 @@ console stays readable.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -33,10 +38,14 @@ from typing import IO
 from agentops.envtest import ControlPlane
 from agentops.kubeconfig import service_account_kubeconfig
 from agentops.processes import terminate
+from agentops.projected_token import ProjectedToken, write_atomically
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "demo"
 SAMPLES = REPO_ROOT / "manifests" / "samples"
+SIDECAR_ACCOUNT = "agentops-sidecar"  # the sample Agents' spec.identity.serviceAccounts
+TLS_SECRET = f"{NAMESPACE}/agentops-operator-tls"
+STARTUP_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,20 @@ def _kubectl(kubectl: str, env: dict[str, str], *args: str) -> str:
     if proc.returncode != 0:
         raise SystemExit(f"kubectl {' '.join(args)} failed:\n{proc.stderr}")
     return proc.stdout
+
+
+def _wait_for_ca(kubectl: str, env: dict[str, str], operator: subprocess.Popen[bytes], path: Path) -> None:
+    """Wait until the operator has made its certificate; write the CA bundle sidecars verify it with to `path`."""
+    namespace, name = TLS_SECRET.split("/")
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline and operator.poll() is None:
+        proc = subprocess.run([kubectl, "get", "secret", name, "-n", namespace, "-o", "jsonpath={.data.ca\\.crt}"],
+                              env=env, capture_output=True, text=True, timeout=60)
+        if proc.returncode == 0 and proc.stdout:
+            write_atomically(path, base64.b64decode(proc.stdout).decode())
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"the operator did not create its TLS Secret {TLS_SECRET} (see its log)")
 
 
 def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -134,18 +157,24 @@ def main(argv: list[str] | None = None) -> int:
         # Ignore "already exists": the demo may run again against the same cluster.
         subprocess.run([kubectl, "create", "namespace", NAMESPACE], env=env, capture_output=True, timeout=60)
 
-        token = secrets.token_hex(16)
-        secret_env = {**env, "AGENTOPS_API_TOKEN": token}
         children = []
         operator = _start([sys.executable, "-m", "agentops", "operator", "--namespace", NAMESPACE,
-                           "--http-host", "127.0.0.1", "--http-port", str(args.http_port)], secret_env, logs / "operator.log")
+                           "--http-host", "127.0.0.1", "--http-port", str(args.http_port),
+                           "--tls-secret", TLS_SECRET, "--tls-hosts", "127.0.0.1,localhost"], env, logs / "operator.log")
         children.append(("operator", operator))
         stack.callback(terminate, operator)
+        ca_file = logs / "operator-ca.crt"
+        _wait_for_ca(kubectl, env, operator, ca_file)
         _kubectl(kubectl, env, "apply", "-n", NAMESPACE, "-f", str(SAMPLES / "agents.yaml"))
         for agent in agents:
+            token = ProjectedToken(kubectl, env, namespace=NAMESPACE, service_account=SIDECAR_ACCOUNT, audience="agentops",
+                                   path=logs / f"{agent.name}.token")
+            token.start()
+            stack.callback(token.stop)
             sidecar = _start([
                 sys.executable, "-m", "agentops", "sidecar", "--agent", agent.name, "--namespace", NAMESPACE,
-                "--operator-url", f"http://127.0.0.1:{args.http_port}",
+                "--operator-url", f"https://127.0.0.1:{args.http_port}",
+                "--identity-token-file", str(token.path), "--operator-ca-file", str(ca_file),
                 "--upstream", f"http://127.0.0.1:{agent.agent_port}",
                 "--listen", f"127.0.0.1:{agent.port}", "--admin-listen", f"127.0.0.1:{agent.admin_port}",
                 "--model-gateway-listen", f"127.0.0.1:{agent.gateway_port}",
@@ -156,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--", sys.executable, "-m", "agentops", "agent", agent.name, "--host", "127.0.0.1", "--port", str(agent.agent_port),
             # The supervised agent inherits this environment: with GEMINI_API_KEY set it
             # calls Gemini through its sidecar's gateway (measured, and Model* faults apply).
-            ], {**secret_env, "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{agent.gateway_port}/gemini"},
+            ], {**env, "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{agent.gateway_port}/gemini"},
                 logs / f"{agent.name}.log")
             children.append((f"{agent.name} sidecar", sidecar))
             stack.callback(terminate, sidecar)
@@ -199,7 +228,7 @@ Agents, each behind its sidecar:
   model gateways (the agents' GOOGLE_GEMINI_BASE_URL): http://127.0.0.1:{chat.gateway_port}/gemini, http://127.0.0.1:{summary.gateway_port}/gemini
   ({"GEMINI_API_KEY is set: the agents call Gemini through them" if os.environ.get("GEMINI_API_KEY") else "no GEMINI_API_KEY: the agents answer offline and make no model call"})
 
-Operator sidecar API: http://127.0.0.1:{args.http_port} (bearer token: {token})
+Operator sidecar API: https://127.0.0.1:{args.http_port} (CA: {ca_file}; sidecars speak as ServiceAccount {NAMESPACE}/{SIDECAR_ACCOUNT})
 {"" if args.no_traffic else "A request every 0.5 s goes to each agent so that health has samples. "}Ctrl-C stops everything.
 """, flush=True)
         try:

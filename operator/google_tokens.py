@@ -57,8 +57,8 @@ def unverified_claims(token: str) -> tuple[dict[str, Any], dict[str, Any]] | Non
     """The JWT's header and payload, not verified (routing and key lookup only); None for anything else."""
     try:
         # google-auth leaves these unannotated (hence the ignores); the results are JSON objects.
-        header = jwt.decode_header(token)  # type: ignore[no-untyped-call]
-        payload = jwt.decode(token, verify=False)  # type: ignore[no-untyped-call]
+        header = jwt.decode_header(token)
+        payload = jwt.decode(token, verify=False)
     except (ValueError, TypeError):  # google-auth's MalformedError is a ValueError, as are base64 and UTF-8 errors
         return None
     return dict(header), dict(payload)
@@ -112,7 +112,7 @@ class GoogleTokenVerifier:
             raise Refused(401, "invalid_token", f"ID token is signed with key id {kid!r}, not one of Google's "
                                                 "current certificates")
         try:
-            payload = jwt.decode(  # type: ignore[no-untyped-call]
+            payload = jwt.decode(
                 token, certs={kid: certs[kid]}, audience=self.audience, clock_skew_in_seconds=CLOCK_SKEW_S)
         except auth_errors.InvalidValue as exc:
             # The signature held (a bad one is a MalformedError); google-auth checks the
@@ -228,7 +228,7 @@ def _parse_certs(body: bytes) -> dict[str, str]:
         raise CertificatesUnavailable("the certificates are not a JSON object of key id to PEM certificate")
     for kid, pem in certs.items():
         try:
-            crypt.RSAVerifier.from_string(pem)  # type: ignore[no-untyped-call]
+            crypt.RSAVerifier.from_string(pem)
         except ValueError as exc:
             raise CertificatesUnavailable(f"the certificate of key id {kid!r} does not parse: {exc}") from exc
     return certs

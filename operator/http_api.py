@@ -6,14 +6,15 @@
     GET  /healthz                               liveness (no auth)
     GET  /metrics                               Prometheus (no auth; no secrets in it)
 
-`/v1/*` needs `Authorization: Bearer <token>`. Every refusal is a 4xx with a JSON body
-`{"error": "..."}` that says what was wrong, and changes nothing: a report is
-validated whole before any of it is stored.
+`/v1/*` needs `Authorization: Bearer <token>`: the caller's identity (authentication)
+and then its right to speak for the Agent named in the path or the report
+(authorization). Every refusal is a 4xx (or a 503 when the identity could not be
+checked) with a JSON body `{"error": "..."}` that says what was wrong, and changes
+nothing: a report is validated and authorized whole before any of it is stored.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from datetime import datetime
@@ -25,6 +26,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agentops.errors import InvalidField
 from agentops.times import format_time
 from agentops.wire import AssignmentSet, FaultAssignment, TelemetryReport, validate_report
+from agentops_operator.authentication import Authenticator
+from agentops_operator.authorization import AgentIdentity, authorize
+from agentops_operator.callers import Caller, Refused
 from agentops_operator.metrics import OperatorMetrics
 from agentops_operator.records import UnknownAgent
 from agentops_operator.resources import Key
@@ -50,25 +54,42 @@ class SidecarPort(Protocol):
     async def wait_assignments(self, key: Key, held: int | None, wait_s: float) -> tuple[int, tuple[FaultAssignment, ...], str | None]: ...
     def now(self) -> datetime: ...
     def waiting_polls(self) -> int: ...
+    def identity(self, key: Key) -> AgentIdentity | None: ...
+    def refused(self, key: Key, caller: Caller, refusal: Refused) -> None: ...
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
 
 
-def build_app(operator: SidecarPort, metrics: OperatorMetrics, *, token: str, lease_s: float) -> web.Application:
-    expected = f"Bearer {token}".encode()
+def _refusal(metrics: OperatorMetrics, refusal: Refused) -> web.Response:
+    metrics.api_refusals.labels(reason=refusal.reason).inc()
+    headers: dict[str, str] = {}
+    if refusal.status == 401:
+        headers["WWW-Authenticate"] = "Bearer" if refusal.reason == "missing_token" else 'Bearer error="invalid_token"'
+    elif refusal.status == 503:
+        headers["Retry-After"] = "1"
+    return _error(refusal.status, refusal.message, **headers)
+
+
+def build_app(operator: SidecarPort, metrics: OperatorMetrics, *, auth: Authenticator, lease_s: float) -> web.Application:
+    def check(request: web.Request, key: Key) -> None:
+        """Raise Refused unless this request's caller may speak for `key` (an Event on the Agent when refused)."""
+        caller: Caller = request["caller"]
+        try:
+            authorize(caller, key, operator.identity(key))
+        except Refused as refusal:
+            operator.refused(key, caller, refusal)
+            raise
 
     @web.middleware
     async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/v1/"):
-            given = request.headers.get("Authorization", "").encode()
-            if not given:
-                return _error(401, "missing Authorization header; send 'Authorization: Bearer <token>'", **{"WWW-Authenticate": "Bearer"})
-            if not hmac.compare_digest(given, expected):
-                return _error(401, "invalid bearer token", **{"WWW-Authenticate": 'Bearer error="invalid_token"'})
         try:
+            if request.path.startswith("/v1/"):
+                request["caller"] = await auth.authenticate(request.headers.get("Authorization", ""))
             return await handler(request)
+        except Refused as refusal:
+            return _refusal(metrics, refusal)
         except web.HTTPRequestEntityTooLarge:
             return _error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
         except web.HTTPException as exc:
@@ -90,6 +111,7 @@ def build_app(operator: SidecarPort, metrics: OperatorMetrics, *, token: str, le
         except InvalidField as exc:
             metrics.telemetry_reports.labels(result="invalid").inc()
             return _error(422, f"invalid telemetry report: {exc}")
+        check(request, Key(report["agent"]["namespace"], report["agent"]["name"]))
         try:
             operator.ingest(report)
         except UnknownAgent as exc:
@@ -109,6 +131,7 @@ def build_app(operator: SidecarPort, metrics: OperatorMetrics, *, token: str, le
             return _error(400, "query parameters: version must be an integer and wait a number of seconds")
         if not 0 <= wait <= MAX_WAIT_S:
             return _error(400, f"query parameter wait must be between 0 and {MAX_WAIT_S:g} seconds")
+        check(request, key)
         if not operator.knows(key):
             return _error(404, f"agent {key} does not exist (or is not watched by this operator)")
         version, faults, restart = await operator.wait_assignments(key, held, wait)

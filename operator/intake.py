@@ -81,6 +81,7 @@ class Intake:
             self.drop_agent(key)  # deleted and re-created: nothing carries over
             old = None
         thresholds, policy, runtime = _agent_settings(key, body.get("spec") or {})
+        service_accounts = frozenset(((body.get("spec") or {}).get("identity") or {}).get("serviceAccounts") or ())
         labels = dict(meta.get("labels") or {})
         generation = int(meta.get("generation", 1))
         annotations = meta.get("annotations") or {}
@@ -89,7 +90,7 @@ class Intake:
         if old is None:
             status: AgentStatus = dict(body.get("status") or {})  # type: ignore[assignment]  # the CRD's shape
             rec = AgentRecord(ref, generation, labels, thresholds, status, restart=restart, recover=recover, seen=self.clock.mono(),
-                              policy=policy, runtime=runtime, healing=healing_state.HealingState.from_status(status.get("healing")),
+                              policy=policy, runtime=runtime, service_accounts=service_accounts, healing=healing_state.HealingState.from_status(status.get("healing")),
                               incidents=list(status.get("incidents") or ()), restart_count=int(status.get("restartCount", 0)))
             if rec.healing.state == healing_state.RESTARTING:
                 # The operator stopped while this restart was in flight; its answer is
@@ -110,6 +111,7 @@ class Intake:
             self.queue.mark_all("fault", self.index.faults_in(key.namespace))
         if generation != old.generation:
             old.generation, old.thresholds, old.policy, old.runtime = generation, thresholds, policy, runtime
+            old.service_accounts = service_accounts
             old.spec_changed = True
             self.queue.mark("agent", key)
 

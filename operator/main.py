@@ -25,12 +25,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
-from aiohttp import web
 
 from agentops.backoff import Backoff
 from agentops_operator.check_controller import CheckController
 from agentops_operator.handlers import build_registry
-from agentops_operator.http_api import build_app
+from agentops_operator.api_server import start_api
 from agentops_operator.kube_client import KubeClient, KubeError
 from agentops_operator.metrics import OperatorMetrics
 from agentops_operator.reconciler import Reconciler
@@ -176,10 +175,5 @@ async def _start(settings: OperatorSettings, stack: contextlib.AsyncExitStack) -
     resync_task = asyncio.create_task(_resync_forever(kube, reconciler, settings), name="resync")
     stack.push_async_callback(_stop, resync_task)
 
-    runner = web.AppRunner(build_app(reconciler, metrics, token=settings.token, lease_s=settings.lease_s), access_log=None)
-    await runner.setup()
-    stack.push_async_callback(runner.cleanup)
-    site = web.TCPSite(runner, settings.http_host, settings.http_port)
-    await site.start()
-    log.info("sidecar API listening on %s", ", ".join(str(a) for a in runner.addresses))
+    await start_api(settings, kube, reconciler, metrics, stack)
     return reconciler, checks

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from agentops_operator.callers import REFUSAL_REASONS
+
 
 class OperatorMetrics:
     def __init__(self) -> None:
@@ -51,6 +53,19 @@ class OperatorMetrics:
         self.fault_early_stops = Counter(
             "agentops_fault_early_stops_total", "Faults ended before their duration: Halted (halt switch, recover) or Aborted (stop condition).",
             ["phase"], registry=r,
+        )
+        self.api_refusals = Counter(
+            "agentops_api_refusals_total",
+            "Sidecar API calls refused for who the caller is (401, 403) or because its identity could not be checked (503), by reason.",
+            ["reason"], registry=r,
+        )
+        for reason in REFUSAL_REASONS:  # every reason shows, at 0, before it first happens
+            self.api_refusals.labels(reason=reason)
+        self.token_reviews = Counter(
+            "agentops_token_reviews_total", "TokenReviews sent to the API server to verify sidecar tokens (cache misses).", registry=r
+        )
+        self.tls_not_after = Gauge(
+            "agentops_tls_certificate_expiry_timestamp_seconds", "When the sidecar API's serving certificate expires (Unix time).", registry=r
         )
         self.reconcile_seconds = Histogram(
             "agentops_reconcile_pass_duration_seconds",

@@ -26,6 +26,8 @@ from typing import Any, Callable, Mapping, Sequence
 from agentops.wire import FaultAssignment, TelemetryReport
 from agentops_operator.agent_pass import AgentPass
 from agentops_operator.assignments import AssignmentBoard
+from agentops_operator.authorization import AgentIdentity, RefusalLog
+from agentops_operator.callers import Caller, Refused
 from agentops_operator.fault_pass import FaultPass
 from agentops_operator.gauges import refresh_gauges
 from agentops_operator.halt_switch import HaltSwitch
@@ -66,6 +68,7 @@ class Reconciler:
         # Others that measure the reports as they come (check_controller: runs in progress).
         self.report_taps: list[Callable[[Key, TelemetryReport, float], None]] = []
         self.halts = HaltSwitch(control_namespace)
+        self.refusals = RefusalLog(clock=self.clock.mono)
         self.board = AssignmentBoard()
         self.telemetry = TelemetryStore()
         self.index = ObjectIndex()
@@ -136,6 +139,19 @@ class Reconciler:
 
     def waiting_polls(self) -> int:
         return self.board.waiters
+
+    def identity(self, key: Key) -> AgentIdentity | None:
+        rec = self.index.agents.get(key)
+        if rec is None:
+            return None
+        google = rec.runtime.service_account if rec.runtime.type == "CloudRun" else None
+        return AgentIdentity(rec.service_accounts, google)
+
+    def refused(self, key: Key, caller: Caller, refusal: Refused) -> None:
+        """A caller was refused for this Agent: say so on the Agent, at most once a minute per caller and reason."""
+        rec = self.index.agents.get(key)
+        if rec is not None and self.refusals.due(key, caller, refusal.reason):
+            self.writer.post_event(rec.ref, "Warning", "CallerRefused", refusal.message)
 
     # ------------------------------------------------------------------ the loop
 

@@ -61,6 +61,8 @@ class AgentRecord:
     seen: float = 0.0  # monotonic time of the last watch event or list that included it
     policy: HealingPolicy = field(default_factory=HealingPolicy)
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
+    # spec.identity.serviceAccounts: who (besides the namespace check) may speak for it; empty: any.
+    service_accounts: frozenset[str] = frozenset()
     healing: healing_state.HealingState = field(default_factory=healing_state.HealingState)
     incidents: list[Incident] = field(default_factory=list)
     outcome: RestartOutcome | None = None  # the runtime's answer to the restart in flight

@@ -204,6 +204,7 @@ class RuntimeSpec:
     service: str | None = None
     # CloudRun: send traffic back to the last ready revision when the new one fails.
     rollback_on_failure: bool = True
+    service_account: str | None = None  # CloudRun: the Google service account its sidecar's ID token must name
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> RuntimeSpec:
@@ -220,6 +221,7 @@ class RuntimeSpec:
             region=cloud.get("region"),
             service=cloud.get("service"),
             rollback_on_failure=bool(cloud.get("rollbackOnFailure", d.rollback_on_failure)),
+            service_account=cloud.get("serviceAccount") or None,
         )
 
     def describe(self) -> str:

@@ -2,17 +2,21 @@
 
 Every setting has its unit in its name (durations carry theirs in the value: "30s")
 and its default in `--help`, read from the dataclass below, where each default is
-stated once. The API token is redacted whenever settings are logged.
+stated once. The static token (if any) is redacted whenever settings are logged.
 """
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, get_args
 
-from agentops.config import DurationOption, bearer_token, defaults, env, number
+from agentops.config import MIN_TOKEN_LENGTH, DurationOption, defaults, env, number
 from agentops.errors import ConfigError
+
+TLSMode = Literal["self-signed", "secret", "off"]
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,19 @@ class OperatorSettings:
     all_namespaces: bool = False
     http_host: str = "0.0.0.0"
     http_port: int = 8080
-    token: str = field(default="", repr=False)
+    # Who sidecars may be: projected ServiceAccount tokens for this audience (always),
+    # Google ID tokens for it (unless google_certs_url is None), the static token (only if set).
+    token_audience: str = "agentops"
+    token_review_cache_s: float = 30.0
+    google_certs_url: str | None = GOOGLE_CERTS_URL
+    static_token: str = field(default="", repr=False)
+    # TLS of the sidecar API: a certificate the operator makes and renews in a Secret
+    # (self-signed), one someone else writes there (secret: cert-manager), or none (off).
+    tls: TLSMode = "self-signed"
+    tls_secret: str = ""  # NAMESPACE/NAME; empty: <control namespace>/agentops-operator-tls
+    tls_hosts: tuple[str, ...] = ()  # names and IPs in the certificate; empty: the operator Service's names + loopback
+    ca_configmap: str | None = "agentops-ca"  # published with the CA into every watched namespace with Agents; None: not
+    tls_check_interval_s: float = 60.0  # how often the Secret is re-read (renewal due? rotated by someone else?)
     lease_s: float = 30.0
     status_heartbeat_s: float = 60.0
     max_writes_in_flight: int = 8
@@ -39,8 +55,21 @@ class OperatorSettings:
 
     def redacted(self) -> dict[str, Any]:
         shown = asdict(self)
-        shown["token"] = "<redacted>" if self.token else "<unset>"
+        shown["static_token"] = "<redacted>" if self.static_token else "<unset>"
         return shown
+
+    @property
+    def tls_secret_ref(self) -> tuple[str, str]:
+        """(namespace, name) of the serving certificate's Secret."""
+        namespace, _, name = (self.tls_secret or f"{self.control_namespace}/agentops-operator-tls").partition("/")
+        return namespace, name
+
+    @property
+    def tls_host_names(self) -> tuple[str, ...]:
+        if self.tls_hosts:
+            return self.tls_hosts
+        ns = self.tls_secret_ref[0]
+        return (f"agentops-operator.{ns}.svc", f"agentops-operator.{ns}.svc.cluster.local", "localhost", "127.0.0.1")
 
 
 DEFAULTS = defaults(OperatorSettings)
@@ -58,6 +87,14 @@ RESYNC_INTERVAL = DurationOption(
     "--resync-interval", "AGENTOPS_RESYNC_INTERVAL", DEFAULTS["resync_interval_s"], minimum_s=10,
     help="full re-list interval that catches deletions a watch missed",
     old_flag="--resync-seconds", old_env="AGENTOPS_RESYNC_SECONDS")
+TLS_CHECK_INTERVAL = DurationOption(
+    "--tls-check-interval", "AGENTOPS_TLS_CHECK_INTERVAL", DEFAULTS["tls_check_interval_s"], minimum_s=1,
+    help="how often the serving certificate's Secret is read again, to renew it or to load one rotated by cert-manager")
+# At most 10 minutes: a ServiceAccount that is deleted must stop working soon after.
+TOKEN_REVIEW_CACHE = DurationOption(
+    "--token-review-cache", "AGENTOPS_TOKEN_REVIEW_CACHE", DEFAULTS["token_review_cache_s"], minimum_s=0, maximum_s=600,
+    help="how long a verified sidecar token is trusted without asking the API server again (a deleted ServiceAccount's "
+         "token works at most this long, plus the API server's own ~10s cache); 0s: review every call")
 CLOUDRUN_OPERATION_TIMEOUT = DurationOption(
     "--cloudrun-operation-timeout", "AGENTOPS_CLOUDRUN_OPERATION_TIMEOUT", DEFAULTS["cloudrun_operation_timeout_s"], minimum_s=1,
     help="how long to wait for a Cloud Run rollout",
@@ -73,9 +110,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="watch every namespace (env AGENTOPS_ALL_NAMESPACES=1)")
     p.add_argument("--http-host", default=None, help=f"address of the sidecar API (env AGENTOPS_HTTP_HOST; default {d['http_host']})")
     p.add_argument("--http-port", type=int, default=None, help=f"port of the sidecar API (env AGENTOPS_HTTP_PORT; default {d['http_port']})")
-    p.add_argument("--token-file", default=None,
-                   help="file holding the bearer token sidecars must send, e.g. a mounted Secret "
-                        "(env AGENTOPS_API_TOKEN_FILE; or the token itself in AGENTOPS_API_TOKEN)")
+    p.add_argument("--token-audience", default=None,
+                   help="audience that sidecars' projected ServiceAccount tokens and Google ID tokens must be issued for "
+                        f"(env AGENTOPS_TOKEN_AUDIENCE; default {d['token_audience']})")
+    TOKEN_REVIEW_CACHE.add_to(p)
+    p.add_argument("--google-certs-url", default=None,
+                   help="where Google's ID-token signing certificates are fetched (cached), to verify Cloud Run sidecars; "
+                        f"'off' refuses Google ID tokens (env AGENTOPS_GOOGLE_CERTS_URL; default {d['google_certs_url']})")
+    p.add_argument("--static-token-file", default=None,
+                   help="ALSO accept this one shared token from any sidecar, for any agent: weaker than workload identity, "
+                        "only for sidecars that can have neither a ServiceAccount nor a Google identity; off when unset "
+                        "(env AGENTOPS_STATIC_TOKEN_FILE, or the token in AGENTOPS_STATIC_TOKEN)")
+    p.add_argument("--token-file", default=None, help=argparse.SUPPRESS)  # renamed: refused with a message
+    p.add_argument("--tls", default=None, choices=get_args(TLSMode),
+                   help="TLS of the sidecar API: self-signed = the operator makes and renews its certificate and CA in --tls-secret; "
+                        "secret = someone else (cert-manager) writes tls.crt/tls.key/ca.crt there; off = plain HTTP, tokens in clear "
+                        f"(env AGENTOPS_TLS; default {d['tls']})")
+    p.add_argument("--tls-secret", default=None, metavar="NAMESPACE/NAME",
+                   help="the serving certificate's Secret (env AGENTOPS_TLS_SECRET; default <control namespace>/agentops-operator-tls)")
+    p.add_argument("--tls-hosts", default=None, metavar="NAMES",
+                   help="comma-separated DNS names and IPs the certificate is for (env AGENTOPS_TLS_HOSTS; default "
+                        "agentops-operator.<secret's namespace>.svc, ….svc.cluster.local, localhost, 127.0.0.1)")
+    TLS_CHECK_INTERVAL.add_to(p)
+    p.add_argument("--ca-configmap", default=None,
+                   help="ConfigMap the CA bundle is published as (key ca.crt) in every watched namespace that has Agents, "
+                        f"for their sidecars to mount; 'off' publishes nothing (env AGENTOPS_CA_CONFIGMAP; default {d['ca_configmap']})")
     LEASE.add_to(p)
     STATUS_HEARTBEAT.add_to(p)
     p.add_argument("--max-writes-in-flight", type=int, default=None,
@@ -114,14 +173,32 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
     if not all_ns and not namespaces:
         raise ConfigError("say which namespaces to watch: --namespace NS (repeatable, globs allowed) or --all-namespaces")
 
-    token = bearer_token(args.token_file)
+    tls = args.tls or env("AGENTOPS_TLS") or d["tls"]
+    if tls not in get_args(TLSMode):
+        raise ConfigError(f"AGENTOPS_TLS: {tls!r} is not allowed; use one of {', '.join(get_args(TLSMode))}")
+    tls_secret = args.tls_secret or env("AGENTOPS_TLS_SECRET") or ""
+    if tls_secret and (tls_secret.count("/") != 1 or not all(tls_secret.split("/"))):
+        raise ConfigError(f"--tls-secret: {tls_secret!r} is not NAMESPACE/NAME")
+    google = args.google_certs_url or env("AGENTOPS_GOOGLE_CERTS_URL") or d["google_certs_url"]
+    ca_configmap = args.ca_configmap or env("AGENTOPS_CA_CONFIGMAP") or d["ca_configmap"]
+    audience = args.token_audience or env("AGENTOPS_TOKEN_AUDIENCE") or d["token_audience"]
+    if not audience.strip():
+        raise ConfigError("--token-audience must not be empty")
 
     return OperatorSettings(
         namespaces=namespaces,
         all_namespaces=all_ns,
         http_host=args.http_host or env("AGENTOPS_HTTP_HOST") or d["http_host"],
         http_port=int(number(args.http_port, "--http-port", "AGENTOPS_HTTP_PORT", d["http_port"], 0)),
-        token=token,
+        token_audience=audience,
+        token_review_cache_s=TOKEN_REVIEW_CACHE.read(args),
+        google_certs_url=None if google.lower() == "off" else google,
+        static_token=static_token(args.static_token_file, args.token_file),
+        tls=tls,  # type: ignore[arg-type]  # checked above
+        tls_secret=tls_secret,
+        tls_hosts=tuple(h.strip() for h in (args.tls_hosts or env("AGENTOPS_TLS_HOSTS") or "").split(",") if h.strip()),
+        ca_configmap=None if ca_configmap.lower() == "off" else ca_configmap,
+        tls_check_interval_s=TLS_CHECK_INTERVAL.read(args),
         lease_s=LEASE.read(args),
         status_heartbeat_s=STATUS_HEARTBEAT.read(args),
         max_writes_in_flight=int(number(args.max_writes_in_flight, "--max-writes-in-flight", "AGENTOPS_MAX_WRITES_IN_FLIGHT",
@@ -140,3 +217,22 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         firestore_max_writes_per_second=number(args.firestore_max_writes_per_second, "--firestore-max-writes-per-second",
                                                "AGENTOPS_FIRESTORE_MAX_WRITES_PER_SECOND", d["firestore_max_writes_per_second"], 0.1),
     )
+
+
+def static_token(path: str | None, old_flag: str | None) -> str:
+    """The opt-in static token: --static-token-file / AGENTOPS_STATIC_TOKEN_FILE / AGENTOPS_STATIC_TOKEN, else ""."""
+    if old_flag or env("AGENTOPS_API_TOKEN") or env("AGENTOPS_API_TOKEN_FILE"):
+        raise ConfigError("--token-file, AGENTOPS_API_TOKEN and AGENTOPS_API_TOKEN_FILE were replaced: sidecars now prove "
+                          "their identity (projected ServiceAccount tokens, Google ID tokens); a shared token is the "
+                          "opt-in --static-token-file / AGENTOPS_STATIC_TOKEN_FILE / AGENTOPS_STATIC_TOKEN")
+    path = path or env("AGENTOPS_STATIC_TOKEN_FILE")
+    if path:
+        try:
+            token = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"--static-token-file {path}: {exc.strerror}") from exc
+    else:
+        token = env("AGENTOPS_STATIC_TOKEN") or ""
+    if token and len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"the static token must be at least {MIN_TOKEN_LENGTH} characters")
+    return token

@@ -148,14 +148,14 @@ class GoogleIdToken:
         # GOOGLE_APPLICATION_CREDENTIALS detour (as fetch_id_token does), since this mode
         # means "the workload's own service account". Unbound (bind_id_token=False): the
         # operator checks a bearer token and sees no client certificate to bind it to.
-        credentials = IDTokenCredentials(  # type: ignore[no-untyped-call]
+        credentials = IDTokenCredentials(
             None, self.audience, use_metadata_identity_endpoint=True, bind_id_token=False)
         try:
-            credentials.refresh(self._transport)  # type: ignore[no-untyped-call]
+            credentials.refresh(self._transport)
             token = credentials.token
             if not isinstance(token, str):
                 raise ValueError("the answer holds no token")
-            claims = jwt.decode(token, verify=False)  # type: ignore[no-untyped-call]
+            claims = jwt.decode(token, verify=False)
         except (exceptions.GoogleAuthError, ValueError) as exc:
             raise TokenUnavailable(f"cannot get an ID token for audience {self.audience!r} from the metadata server "
                                    f"{self.metadata_server}: {exc}") from exc

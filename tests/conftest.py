@@ -29,6 +29,7 @@ class Cluster:
     kubeconfig: Path
     server: str
     kubectl_path: Path
+    pki: Path | None = None  # the local control plane's keys (sa.key signs its ServiceAccount tokens); None: an existing cluster
 
     def env(self) -> dict[str, str]:
         """Environment for subprocesses (operators, CLIs) that should talk to this cluster."""
@@ -86,7 +87,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cp = ControlPlane()
     cp.start()
     try:
-        yield Cluster(kubeconfig=cp.kubeconfig, server=cp.server, kubectl_path=cp.kubectl_path)
+        yield Cluster(kubeconfig=cp.kubeconfig, server=cp.server, kubectl_path=cp.kubectl_path,
+                      pki=cp.workdir / "pki" if cp.workdir else None)
     finally:
         cp.stop()
 

@@ -150,7 +150,7 @@ async def run(args: argparse.Namespace, logs: Path, res: Results) -> None:
             "--upstream", origin, "--listen", f"127.0.0.1:{free_port()}", "--admin-listen", f"127.0.0.1:{admin_port}",
             "--model-gateway-listen", f"127.0.0.1:{gw_port}", "--model-upstream", f"openai={origin}",
             "--model-upstream", f"anthropic={origin}", "--log-format", "text", "--log-level", "ERROR",
-        ], {**os.environ, "AGENTOPS_API_TOKEN": "t" * 32}, logs / "sidecar.log")
+        ], {**os.environ, "AGENTOPS_IDENTITY": "static", "AGENTOPS_STATIC_TOKEN": "t" * 32}, logs / "sidecar.log")
         sidecar.start()
         gateway = f"http://127.0.0.1:{gw_port}"
         connector = aiohttp.TCPConnector(limit=args.streams + 10)

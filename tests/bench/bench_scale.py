@@ -134,24 +134,35 @@ def fault_body(name: str, agent: str) -> dict[str, Any]:
 
 
 class Operator:
-    """The real operator as a subprocess, plus its metrics and memory."""
+    """The real operator as a subprocess, plus its metrics and memory.
 
-    def __init__(self, env: dict[str, str], namespace: str, log_path: Path) -> None:
-        self.env, self.namespace, self.log_path = env, namespace, log_path
+    By default with identity off — plain HTTP and the opt-in static token — so that this
+    benchmark measures the operator's own work; `tls=True` serves its self-made
+    certificate (from Secret `agentops-operator-tls` in its namespace) and sidecars then
+    bring ServiceAccount tokens (bench_identity.py compares the two).
+    """
+
+    def __init__(self, env: dict[str, str], namespace: str, log_path: Path, *, tls: bool = False,
+                 extra_args: tuple[str, ...] = ()) -> None:
+        self.env, self.namespace, self.log_path, self.tls, self.extra_args = env, namespace, log_path, tls, extra_args
         self.port = free_port()
         self.token = secrets.token_hex(16)
         self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.headers = {"Authorization": f"Bearer {self.token}"}
+        self.ssl: ssl.SSLContext | bool = True  # the client context once the CA is known (tls)
 
     def start(self) -> float:
         cmd = [sys.executable, "-m", "agentops", "operator", "--namespace", self.namespace,
-               "--http-host", "127.0.0.1", "--http-port", str(self.port), "--log-level", "INFO"]
+               "--http-host", "127.0.0.1", "--http-port", str(self.port), "--log-level", "INFO",
+               *(["--tls-secret", f"{self.namespace}/agentops-operator-tls", "--tls-hosts", "127.0.0.1"] if self.tls
+                 else ["--tls", "off"]),
+               *self.extra_args]
         with self.log_path.open("wb") as log:
             started = time.monotonic()
             # Own session: a terminal Ctrl-C reaches only us, and we stop it in order.
             # PDEATHSIG: it dies with us even if we are SIGKILLed.
-            self.proc = subprocess.Popen(cmd, env={**self.env, "AGENTOPS_API_TOKEN": self.token}, stdout=log,
+            self.proc = subprocess.Popen(cmd, env={**self.env, "AGENTOPS_STATIC_TOKEN": self.token}, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=set_pdeathsig)
         return started
 
@@ -182,7 +193,7 @@ class Operator:
 
     async def metrics(self, session: aiohttp.ClientSession) -> dict[str, float]:
         """Every sample of /metrics, keyed by its series text (name{labels})."""
-        async with session.get(f"{self.url}/metrics") as resp:
+        async with session.get(f"{self.url}/metrics", ssl=self.ssl) as resp:
             text = await resp.text()
         samples: dict[str, float] = {}
         for line in text.splitlines():

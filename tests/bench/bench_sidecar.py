@@ -110,7 +110,8 @@ class Stack:
         self.proxied = URL(f"http://127.0.0.1:{proxy_port}/v1/chat")
         self.admin = f"http://127.0.0.1:{admin_port}"
         env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}  # the offline model, always
-        env.update(KUBECONFIG=str(cp.kubeconfig), AGENTOPS_API_TOKEN=self.token)
+        # Identity off (the static token, plain HTTP): this measures the proxy; bench_identity.py measures identity.
+        env.update(KUBECONFIG=str(cp.kubeconfig), AGENTOPS_STATIC_TOKEN=self.token, AGENTOPS_IDENTITY="static", AGENTOPS_TLS="off")
         py = [sys.executable, "-m", "agentops"]
         # cProfile writes its file when the sidecar exits cleanly on SIGTERM.
         sidecar_py = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "agentops"] if profile else py

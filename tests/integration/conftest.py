@@ -20,7 +20,7 @@ def start_operator(cluster: Any, crds: Any, namespace: str, tmp_path: Path) -> I
     started: list[OperatorProcess] = []
 
     def start(*extra_args: str) -> OperatorProcess:
-        op = OperatorProcess(env=cluster.env(), namespace=namespace, log_path=tmp_path / f"operator-{len(started)}.log",
+        op = OperatorProcess(env=cluster.env(), namespace=namespace, log_path=tmp_path / f"operator-{len(started)}.log", cluster=cluster,
                              extra_args=list(extra_args or DEFAULT_OPERATOR_ARGS))
         started.append(op)
         op.start()

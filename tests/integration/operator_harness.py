@@ -7,9 +7,9 @@ always polling for a condition with a deadline, never a fixed sleep.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 
 import requests
 
+from agentops.kubeconfig import create_token, ensure_service_account
 from agentops.processes import terminate
 
 T = TypeVar("T")
@@ -68,21 +69,55 @@ def alive(proc: subprocess.Popen[bytes] | None, log_path: Path, what: str) -> bo
     return True
 
 
+# The audience the operator expects by default (--token-audience).
+AUDIENCE = "agentops"
+# The ServiceAccount the harness speaks as when it plays a sidecar of a test's namespace.
+TEST_SIDECAR_SA = "agentops-test-sidecar"
+
+
+def mint_token(cluster: Any, namespace: str, service_account: str = TEST_SIDECAR_SA, *, audience: str = AUDIENCE,
+               duration: str = "1h") -> str:
+    """A real token of `service_account` (created if missing) from the API server's TokenRequest, as the kubelet gets one."""
+    kubectl, env = str(cluster.kubectl_path), cluster.env()
+    ensure_service_account(kubectl, env, namespace=namespace, name=service_account)
+    return create_token(kubectl, env, namespace=namespace, service_account=service_account, duration=duration, audience=audience)
+
+
+def secret_ca(cluster: Any, namespace: str, name: str) -> bytes | None:
+    """The `ca.crt` of a TLS Secret, or None while it does not exist."""
+    out = cluster.kubectl("get", "secret", name, "-n", namespace, "-o", "jsonpath={.data.ca\\.crt}", check=False)
+    return base64.b64decode(out.stdout) if out.returncode == 0 and out.stdout else None
+
+
 @dataclass
 class OperatorProcess:
-    """The real operator (`python -m agentops operator`) watching one namespace."""
+    """The real operator (`python -m agentops operator`) watching one namespace, serving TLS with
+    the certificate it makes in `tls_secret`; the harness calls it as a sidecar of that namespace
+    would, with a ServiceAccount token minted by the API server."""
 
     env: dict[str, str]
     namespace: str
     log_path: Path
+    cluster: Any
     extra_args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
-    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    token: str = ""  # minted on start
+    tls_secret: str = ""  # NAMESPACE/NAME; empty: agentops-operator-tls in `namespace`
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> str:
+        """The CA bundle the operator's certificate chains to (written on start)."""
+        return str(self.log_path.with_suffix(".ca.crt"))
+
+    @property
+    def secret_ref(self) -> tuple[str, str]:
+        namespace, _, name = (self.tls_secret or f"{self.namespace}/agentops-operator-tls").partition("/")
+        return namespace, name
 
     @property
     def headers(self) -> dict[str, str]:
@@ -94,17 +129,30 @@ class OperatorProcess:
             sys.executable, "-m", "agentops", "operator",
             "--namespace", self.namespace,
             "--http-host", "127.0.0.1", "--http-port", str(self.port),
+            "--tls-secret", "/".join(self.secret_ref), "--tls-hosts", "127.0.0.1,localhost",
             "--log-level", "DEBUG" if os.environ.get("AGENTOPS_TEST_DEBUG") else "INFO",
             *self.extra_args,
         ]
-        self.proc = spawn(cmd, {**self.env, "AGENTOPS_API_TOKEN": self.token}, self.log_path)
+        if not self.token:
+            self.token = mint_token(self.cluster, self.namespace)
+        self.proc = spawn(cmd, self.env, self.log_path)
+        ca = wait_for(lambda: alive(self.proc, self.log_path, "the operator") and secret_ca(self.cluster, *self.secret_ref),
+                      timeout=30, what=f"the operator's TLS Secret (log: {self.log_path})")
+        Path(self.ca_file).write_bytes(ca)
         # Ready means: the API answers and the initial list is in (no more 503s).
         wait_for(self._synced, timeout=30, what=f"operator to sync (log: {self.log_path})")
 
     def _synced(self) -> bool:
         alive(self.proc, self.log_path, "the operator")
-        r = requests.get(f"{self.url}/v1/assignments/{self.namespace}/-probe-", headers=self.headers, timeout=2)
+        r = requests.get(f"{self.url}/v1/assignments/{self.namespace}/-probe-", headers=self.headers, timeout=2, verify=self.ca_file)
         return r.status_code != 503
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        """GET `path` of the operator's API, verifying its certificate (no credentials unless given)."""
+        return requests.get(self.url + path, verify=self.ca_file, **{"timeout": 10, **kwargs})
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.post(self.url + path, verify=self.ca_file, **{"timeout": 10, **kwargs})
 
     def stop(self) -> None:
         if self.proc is None:
@@ -118,16 +166,16 @@ class OperatorProcess:
         params: dict[str, Any] = {"wait": wait}
         if version is not None:
             params["version"] = version
-        r = requests.get(f"{self.url}/v1/assignments/{self.namespace}/{agent}", params=params, headers=self.headers, timeout=wait + 10)
+        r = self.get(f"/v1/assignments/{self.namespace}/{agent}", params=params, headers=self.headers, timeout=wait + 10)
         assert r.status_code == 200, r.text
         return dict(r.json())
 
     def post_telemetry(self, report: dict[str, Any]) -> requests.Response:
-        return requests.post(f"{self.url}/v1/telemetry", json=report, headers=self.headers, timeout=10)
+        return self.post("/v1/telemetry", json=report, headers=self.headers)
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples of one metric (matching `labels`) from /metrics."""
-        text = requests.get(f"{self.url}/metrics", timeout=5).text
+        text = self.get("/metrics", timeout=5).text
         total = 0.0
         for line in text.splitlines():
             if not line.startswith(name) or line.startswith("#"):

@@ -25,9 +25,10 @@ class SidecarProcess:
     agent: str
     namespace: str
     operator_url: str
-    token: str
+    token: str  # a ServiceAccount token, written to the file the sidecar reads (as the kubelet's projected volume)
     upstream_port: int
     log_path: Path
+    ca_file: str | None = None  # the operator's CA bundle (OperatorProcess.ca_file) for an https operator_url
     command: list[str] = field(default_factory=list)  # supervise this agent when set
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -49,8 +50,20 @@ class SidecarProcess:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
+    @property
+    def token_file(self) -> Path:
+        return self.log_path.with_suffix(".token")
+
+    def rotate_token(self, token: str) -> None:
+        """Replace the token file's content at once, as the kubelet rotates a projected token."""
+        self.token = token
+        staged = self.token_file.with_suffix(".token.new")
+        staged.write_text(token)
+        staged.replace(self.token_file)
+
     def start(self) -> None:
         assert self.proc is None, "already running"
+        self.rotate_token(self.token)
         cmd = [
             sys.executable, "-m", "agentops", "sidecar",
             "--agent", self.agent, "--namespace", self.namespace,
@@ -61,11 +74,13 @@ class SidecarProcess:
             "--sidecar-id", f"{self.agent}-sidecar",
             "--probe-interval", "500ms", "--report-interval", "1s",
             "--log-format", "text",
+            "--identity-token-file", str(self.token_file),
+            *(["--operator-ca-file", self.ca_file] if self.ca_file else []),
             *self.extra_args,
         ]
         if self.command:
             cmd += ["--", *self.command]
-        self.proc = spawn(cmd, {**self.env, "AGENTOPS_API_TOKEN": self.token}, self.log_path)
+        self.proc = spawn(cmd, self.env, self.log_path)
         wait_for(self._up, timeout=20, what=f"sidecar admin port (log: {self.log_path})")
 
     def _up(self) -> bool:
@@ -117,7 +132,7 @@ class Traffic:
             t.join(20)
 
 
-def gemini_chat(*, namespace: str, operator_url: str, token: str, gemini_origin: str, key: str, model: str,
+def gemini_chat(*, namespace: str, operator_url: str, token: str, ca_file: str | None, gemini_origin: str, key: str, model: str,
                 log_path: Path) -> SidecarProcess:
     """The sample chat agent calling Gemini through its sidecar's model gateway (not started).
 
@@ -130,7 +145,7 @@ def gemini_chat(*, namespace: str, operator_url: str, token: str, gemini_origin:
     env.update({"GEMINI_API_KEY": key, "GEMINI_MODEL": model,
                 "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{gateway}/gemini", "AGENTOPS_MODEL_TIMEOUT": "5s"})
     return SidecarProcess(
-        agent="chat", namespace=namespace, operator_url=operator_url, token=token, upstream_port=agent_port,
+        agent="chat", namespace=namespace, operator_url=operator_url, token=token, ca_file=ca_file, upstream_port=agent_port,
         log_path=log_path, env=env, gateway_port=gateway,
         command=[sys.executable, "-m", "agentops", "agent", "chat", "--host", "127.0.0.1", "--port", str(agent_port)],
         extra_args=["--model-upstream", f"gemini={gemini_origin}"],

@@ -27,6 +27,7 @@ runs the same path on kind itself.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -239,8 +240,9 @@ def test_readme_path_installs_agentops_and_both_agents_become_ready(node_cluster
     last = next(i for i, line in enumerate(lines) if "--for=condition=Ready agent/chat agent/summary" in line)
     install = [line for line in lines[: last + 1] if line not in replaced]
     for expected in ("kubectl apply -k manifests/overlays/kind", "kubectl apply -k manifests/samples/cluster",
-                     "deployment/agentops-operator", "kubectl create secret generic agentops-api-token -n agents-demo"):
+                     "deployment/agentops-operator"):
         assert any(expected in line for line in install), f"README no longer says {expected!r}"
+    assert not [line for line in install if "secret" in line], "no shared secret is created any more"
     node_cluster.sh("\n".join(install), timeout=190)
 
     pods = node_cluster.get("pods", "-A")["items"]
@@ -282,9 +284,14 @@ def test_containers_run_as_the_pod_asks(node_cluster: NodeCluster) -> None:
         mounts = _mounts(pid)
         assert "ro" in mounts["/"], "readOnlyRootFilesystem: / is read-only for the container"
         assert "rw" in mounts["/tmp"], "the emptyDir on /tmp is writable"
-        assert "ro" in mounts["/run/secrets/agentops" if name == "sidecar" else "/etc/resolv.conf"]
-    sidecar_token = Path(f"/proc/{pids['sidecar']}/root/run/secrets/agentops/token")
-    assert oct(sidecar_token.stat().st_mode & 0o777) == "0o440" and sidecar_token.stat().st_gid == 10001
+        assert "ro" in mounts["/run/secrets/agentops.dev/identity" if name == "sidecar" else "/etc/resolv.conf"]
+    # The sidecar's identity: a projected token for the operator's audience only, readable by the pod's group.
+    sidecar_token = Path(f"/proc/{pids['sidecar']}/root/run/secrets/agentops.dev/identity/token")
+    assert sidecar_token.stat().st_gid == 10001 and sidecar_token.stat().st_mode & 0o002 == 0
+    claims = json.loads(base64.urlsafe_b64decode(sidecar_token.read_text().split(".")[1] + "=="))
+    assert claims["aud"] == ["agentops"] and claims["sub"] == f"system:serviceaccount:{NS}:agentops-sidecar", claims
+    ca = Path(f"/proc/{pids['sidecar']}/root/run/secrets/agentops.dev/ca/ca.crt")
+    assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
 
 
 def test_a_latency_fault_makes_chat_degraded(node_cluster: NodeCluster) -> None:

@@ -35,7 +35,8 @@ from agentops.kubeconfig import service_account_kubeconfig
 
 pytestmark = pytest.mark.timeout(90)
 
-KUSTOMIZATIONS = ("crds", "manifests/base", "manifests/samples/cluster", "manifests/overlays/kind", "manifests/overlays/gke")
+CERT_MANAGER = "manifests/overlays/cert-manager"
+KUSTOMIZATIONS = ("crds", "manifests/base", "manifests/samples/cluster", "manifests/overlays/kind", "manifests/overlays/gke", CERT_MANAGER)
 SAMPLE_FAULTS = sorted((REPO_ROOT / "manifests" / "samples" / "cluster" / "faults").glob("*.yaml"))
 SAMPLE_CHECKS = sorted((REPO_ROOT / "manifests" / "samples").glob("check-*.yaml"))
 RBAC_KINDS = ("ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
@@ -58,6 +59,9 @@ OPERATOR_NEEDS = [
     ("create", "events", ""),
     ("get", DEPLOYMENTS, ""), ("patch", DEPLOYMENTS, ""),
     ("list", CRDS, ""), ("watch", CRDS, ""),
+    # Who a sidecar is (TokenReview), and the CA bundle it is given (ConfigMap agentops-ca).
+    ("create", "tokenreviews.authentication.k8s.io", ""),
+    ("create", "configmaps", ""), ("get", "configmaps/agentops-ca", ""), ("update", "configmaps/agentops-ca", ""),
 ]
 OPERATOR_REFUSED = [
     # Spec and lifecycle of the custom resources belong to people and GitOps - but for
@@ -68,7 +72,11 @@ OPERATOR_REFUSED = [
     ("update", CHECKS, "finalizers"),  # the Faults' owner reference does not block deletion
     # No secrets, no config, no pods, no exec.
     *[(verb, "secrets", "") for verb in ("get", "list", "watch")],
-    ("get", "configmaps", ""), ("get", "pods", ""), ("delete", "pods", ""), ("create", "pods", "exec"),
+    ("get", "configmaps", ""), ("list", "configmaps", ""), ("get", "configmaps/kube-root-ca.crt", ""),
+    ("delete", "configmaps/agentops-ca", ""), ("patch", "configmaps/agentops-ca", ""),
+    ("get", "pods", ""), ("delete", "pods", ""), ("create", "pods", "exec"),
+    # Authentication only: no authorization reviews on others' behalf.
+    ("create", "subjectaccessreviews.authorization.k8s.io", ""),
     # A restart patches the pod template; nothing else on Deployments.
     *[(verb, DEPLOYMENTS, "") for verb in ("list", "watch", "create", "update", "delete")],
     ("patch", DEPLOYMENTS, "scale"), ("update", DEPLOYMENTS, "scale"),
@@ -159,16 +167,28 @@ def test_base_installs_what_the_operator_needs(renderings: dict[str, Rendering])
     assert env["AGENTOPS_ALL_NAMESPACES"]["value"] == "1"
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["AGENTOPS_LIVENESS"]["value"] == "http://0.0.0.0:8081/healthz"
-    token_dir = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "api-token")
-    assert env["AGENTOPS_API_TOKEN_FILE"]["value"] == f"{token_dir}/token"
-    # No Secret is rendered anywhere: the token is created by whoever installs.
+    assert env["AGENTOPS_TOKEN_AUDIENCE"]["value"] == "agentops"
+    # No shared secret anywhere: no Secret is rendered, none is mounted, no static token is set.
     assert not [o for r in renderings.values() for o in r.of_kind("Secret")]
+    for r in renderings.values():
+        for name, pod in r.pod_specs():
+            assert not [v for v in pod.get("volumes", []) if "secret" in v], name
+            assert not [e for c in pod["containers"] for e in c.get("env", []) if "STATIC_TOKEN" in e["name"]], name
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
     service = base.find("Service", "agentops-operator")
-    assert service["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http"}]
+    assert service["spec"]["ports"] == [{"name": "api", "port": 8080, "targetPort": "api"}]
     chat = renderings["manifests/samples/cluster"].find("Deployment", "chat")["spec"]["template"]["spec"]
     (sidecar,) = [c for c in chat["containers"] if c["name"] == "sidecar"]
     sidecar_env = {e["name"]: e.get("value") for e in sidecar["env"]}
-    assert sidecar_env["AGENTOPS_OPERATOR_URL"] == "http://agentops-operator.agentops-system.svc:8080"
+    assert sidecar_env["AGENTOPS_OPERATOR_URL"] == "https://agentops-operator.agentops-system.svc:8080"
+    # The sidecar's identity: a projected token for the operator's audience, short-lived; its trust: the CA ConfigMap.
+    mounts = {m["name"]: m["mountPath"] for m in sidecar["volumeMounts"]}
+    volumes = {v["name"]: v for v in chat["volumes"]}
+    (source,) = volumes["agentops-identity"]["projected"]["sources"]
+    assert source == {"serviceAccountToken": {"audience": "agentops", "expirationSeconds": 3600, "path": "token"}}
+    assert sidecar_env["AGENTOPS_IDENTITY_TOKEN_FILE"] == f"{mounts['agentops-identity']}/token"
+    assert volumes["agentops-ca"]["configMap"]["name"] == "agentops-ca"
+    assert sidecar_env["AGENTOPS_OPERATOR_CA_FILE"] == f"{mounts['agentops-ca']}/ca.crt"
 
 
 @pytest.mark.parametrize("path", [p for p in KUSTOMIZATIONS if p != "crds"])
@@ -195,8 +215,11 @@ def test_pods_run_restricted_with_a_read_only_root(renderings: dict[str, Renderi
 
 @pytest.mark.parametrize("path", KUSTOMIZATIONS)
 def test_the_api_server_accepts_each_rendering(cluster: Any, renderings: dict[str, Rendering], namespaces: None, path: str) -> None:
-    proc = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest(renderings[path].objects))
-    assert len(proc.stdout.splitlines()) == len(renderings[path].objects)
+    # cert-manager's kinds need cert-manager's CRDs, which this control plane does not have:
+    # the overlay's other objects are checked here, its Certificates by the test after this one.
+    objects = [o for o in renderings[path].objects if not o["apiVersion"].startswith("cert-manager.io/")]
+    proc = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest(objects))
+    assert len(proc.stdout.splitlines()) == len(objects)
     # Pod Security admission answers a template that breaks "restricted" with a warning.
     assert "warning" not in proc.stderr.lower(), proc.stderr
 
@@ -268,6 +291,33 @@ def test_the_operator_may_do_exactly_what_it_uses(cluster: Any, rbac: None) -> N
     assert wrong_answers(cluster, OPERATOR, OPERATOR_REFUSED, expected=False) == [], "allowed, but the operator must not"
 
 
+def test_the_operator_keeps_its_own_certificate_and_reads_no_other_secret(cluster: Any, rbac: None) -> None:
+    def can(verb: str, resource: str, namespace: str) -> bool:
+        out = str(cluster.kubectl("auth", "can-i", verb, resource, f"--as={OPERATOR}", "-n", namespace, check=False).stdout).strip()
+        assert out in ("yes", "no"), out
+        return out == "yes"
+
+    allowed = [("get", "secrets/agentops-operator-tls"), ("update", "secrets/agentops-operator-tls"), ("create", "secrets")]
+    assert [c for c in allowed if not can(*c, "agentops-system")] == []
+    refused = [("get", "secrets/agentops-ui-token", "agentops-system"), ("list", "secrets", "agentops-system"),
+               ("watch", "secrets", "agentops-system"), ("delete", "secrets/agentops-operator-tls", "agentops-system"),
+               ("get", "secrets/agentops-operator-tls", "agents-demo"), ("create", "secrets", "agents-demo")]
+    assert [c for c in refused if can(*c)] == []
+
+
+def test_the_cert_manager_overlay_reads_its_certificate_and_writes_none(renderings: dict[str, Rendering]) -> None:
+    overlay = renderings[CERT_MANAGER]
+    (certificate,) = [c for c in overlay.of_kind("Certificate") if c["spec"]["secretName"] == "agentops-operator-tls"]
+    assert set(certificate["spec"]["dnsNames"]) == {"agentops-operator.agentops-system.svc",
+                                                   "agentops-operator.agentops-system.svc.cluster.local"}
+    issuer = certificate["spec"]["issuerRef"]["name"]
+    assert overlay.find("Issuer", issuer)["spec"]["ca"]["secretName"] == "agentops-ca"
+    env = {e["name"]: e.get("value") for e in overlay.find("Deployment", "agentops-operator")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["AGENTOPS_TLS"] == "secret"
+    assert overlay.find("Role", "agentops-operator-tls")["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["agentops-operator-tls"], "verbs": ["get"]}]
+
+
 def test_the_ui_reads_agents_faults_and_events_and_writes_nothing(cluster: Any, rbac: None) -> None:
     assert wrong_answers(cluster, UI, UI_READS, expected=True) == [], "refused, but the UI shows it"
     assert wrong_answers(cluster, UI, UI_REFUSED, expected=False) == [], "allowed, but the UI is read-only"
@@ -308,8 +358,9 @@ def test_the_operator_heals_and_runs_checks_with_nothing_but_its_own_rights(
     kube.apply(as_json(samples.find("Deployment", "chat"), namespace=namespace))
     kube.apply(as_json(quick, namespace=namespace))
     kube.apply(as_json(yaml.safe_load((REPO_ROOT / "manifests/samples/cluster/faults/latency.yaml").read_text()), namespace=namespace))
-    operator = OperatorProcess(env={**cluster.env(), "KUBECONFIG": str(kubeconfig)}, namespace=namespace,
-                               log_path=tmp_path / "operator.log", extra_args=["--status-heartbeat", "1s"])
+    operator = OperatorProcess(env={**cluster.env(), "KUBECONFIG": str(kubeconfig)}, namespace=namespace, cluster=cluster,
+                               log_path=tmp_path / "operator.log", extra_args=["--status-heartbeat", "1s"],
+                               tls_secret="agentops-system/agentops-operator-tls")  # where its Role lets it write
     operator.start()
     try:
         # Fault status (faults/status), then a restart (deployments get + patch,

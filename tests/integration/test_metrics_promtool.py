@@ -68,7 +68,7 @@ def test_operator_and_sidecar_metrics_pass_promtool_with_real_traffic(
         # Healing restarts the agent through its sidecar and verifies the new instance.
         wait_for(lambda: operator.metric("agentops_restarts_total", result="Verified") >= 1, timeout=90,
                  what="a verified restart")
-    bodies = {"operator": requests.get(f"{operator.url}/metrics", timeout=5).text, "sidecar": sidecar.metrics_text()}
+    bodies = {"operator": operator.get("/metrics", timeout=5).text, "sidecar": sidecar.metrics_text()}
 
     for who, body in bodies.items():
         (tmp_path / f"{who}.prom").write_text(body)

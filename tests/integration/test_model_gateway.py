@@ -58,7 +58,7 @@ def ns(cluster: Any, crds: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def op(cluster: Any, ns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(env=cluster.env(), namespace=ns, log_path=tmp_path_factory.mktemp("op") / "operator.log",
+    proc = OperatorProcess(env=cluster.env(), namespace=ns, log_path=tmp_path_factory.mktemp("op") / "operator.log", cluster=cluster,
                            extra_args=["--status-heartbeat", "2s", "--lease", "10s"])
     proc.start()
     try:
@@ -82,7 +82,7 @@ def providers() -> Iterator[StandIns]:
 def gateway(op: OperatorProcess, kubectl: Kube, providers: StandIns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SidecarProcess]:
     kubectl.apply(agent_manifest(AGENT))
     sidecar = SidecarProcess(
-        agent=AGENT, namespace=op.namespace, operator_url=op.url, token=op.token, upstream_port=providers.port,
+        agent=AGENT, namespace=op.namespace, operator_url=op.url, token=op.token, ca_file=op.ca_file, upstream_port=providers.port,
         log_path=tmp_path_factory.mktemp("sidecar") / "sidecar.log",
         extra_args=[arg for p in ("gemini", "openai", "anthropic") for arg in ("--model-upstream", f"{p}={providers.origin}")])
     sidecar.start()
@@ -430,7 +430,7 @@ def test_a_taken_gateway_port_stops_the_sidecar_with_a_clear_error(op: OperatorP
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        sidecar = SidecarProcess(agent=AGENT, namespace=op.namespace, operator_url=op.url, token=op.token,
+        sidecar = SidecarProcess(agent=AGENT, namespace=op.namespace, operator_url=op.url, token=op.token, ca_file=op.ca_file,
                                  upstream_port=1, log_path=tmp_path / "sidecar.log", gateway_port=port)
         with pytest.raises(RuntimeError, match="the sidecar exited with 2"):
             sidecar.start()

@@ -73,7 +73,7 @@ def model_operator(start_operator: Callable[..., OperatorProcess]) -> OperatorPr
 @pytest.fixture
 def chat(model_operator: OperatorProcess, kube: Kube, providers: StandIns, tmp_path: Path) -> Iterator[SidecarProcess]:
     kube.apply(chat_agent())
-    sidecar = gemini_chat(namespace=kube.namespace, operator_url=model_operator.url, token=model_operator.token,
+    sidecar = gemini_chat(namespace=kube.namespace, operator_url=model_operator.url, token=model_operator.token, ca_file=model_operator.ca_file,
                           gemini_origin=providers.origin, key=KEY, model=MODEL, log_path=tmp_path / "chat-sidecar.log")
     sidecar.start()
     try:

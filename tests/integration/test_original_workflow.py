@@ -49,7 +49,7 @@ def agents(workflow_operator: OperatorProcess, kube: Kube, tmp_path: Path) -> It
             kube.apply(agent_manifest(name, health={"window": "5s", "minSamples": 5}))
             port = free_port()
             rigs[name] = SidecarProcess(
-                agent=name, namespace=kube.namespace, operator_url=workflow_operator.url, token=workflow_operator.token,
+                agent=name, namespace=kube.namespace, operator_url=workflow_operator.url, token=workflow_operator.token, ca_file=workflow_operator.ca_file,
                 upstream_port=port, log_path=tmp_path / f"{name}-sidecar.log",
                 command=[sys.executable, "-m", "agentops", "agent", name, "--host", "127.0.0.1", "--port", str(port)],
             )

@@ -85,7 +85,7 @@ def check_operator(start_operator: Callable[..., OperatorProcess]) -> OperatorPr
 @pytest.fixture
 def chat(check_operator: OperatorProcess, kube: Kube, providers: StandIns, tmp_path: Path) -> Iterator[Traffic]:
     kube.apply(agent_manifest())
-    sidecar = gemini_chat(namespace=kube.namespace, operator_url=check_operator.url, token=check_operator.token,
+    sidecar = gemini_chat(namespace=kube.namespace, operator_url=check_operator.url, token=check_operator.token, ca_file=check_operator.ca_file,
                           gemini_origin=providers.origin, key=KEY, model=MODEL, log_path=tmp_path / "chat-sidecar.log")
     sidecar.start()
     try:

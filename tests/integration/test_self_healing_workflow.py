@@ -41,7 +41,7 @@ def chat(start_operator: Callable[..., OperatorProcess], kube: Kube, tmp_path: P
     operator = start_operator("--status-heartbeat", "2s")
     kube.apply(process_agent("chat", request.param))
     port = free_port()
-    rig = SidecarProcess(agent="chat", namespace=kube.namespace, operator_url=operator.url, token=operator.token,
+    rig = SidecarProcess(agent="chat", namespace=kube.namespace, operator_url=operator.url, token=operator.token, ca_file=operator.ca_file,
                          upstream_port=port, log_path=tmp_path / "chat-sidecar.log",
                          command=[sys.executable, "-m", "agentops", "agent", "chat", "--host", "127.0.0.1", "--port", str(port)])
     rig.start()

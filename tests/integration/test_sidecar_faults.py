@@ -30,7 +30,7 @@ def upstream() -> Iterator[UpstreamAgent]:
 
 
 def _sidecar(operator: OperatorProcess, tmp_path: Path, port: int, command: list[str] | None = None) -> SidecarProcess:
-    return SidecarProcess(agent="web", namespace=operator.namespace, operator_url=operator.url, token=operator.token,
+    return SidecarProcess(agent="web", namespace=operator.namespace, operator_url=operator.url, token=operator.token, ca_file=operator.ca_file,
                           upstream_port=port, log_path=tmp_path / "sidecar.log", command=command or [])
 
 

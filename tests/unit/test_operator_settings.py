@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("AGENTOPS_") or name == "POD_NAMESPACE":
             monkeypatch.delenv(name)
-    monkeypatch.setenv("AGENTOPS_API_TOKEN", TOKEN)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def settings(*argv: str) -> OperatorSettings:
 
 
 def test_every_default_is_the_dataclass_default() -> None:
-    assert settings() == OperatorSettings(namespaces=("demo",), token=TOKEN)
+    assert settings() == OperatorSettings(namespaces=("demo",))
 
 
 def test_the_help_states_the_dataclass_defaults() -> None:
@@ -114,3 +114,46 @@ def test_bad_values_name_their_source(monkeypatch: pytest.MonkeyPatch, argv: lis
     with pytest.raises(ConfigError) as caught:
         settings(*argv)
     assert str(caught.value).startswith(error)
+
+
+def test_identity_and_tls_default_to_no_shared_secret() -> None:
+    s = settings()
+    assert (s.static_token, s.tls, s.token_audience, s.token_review_cache_s) == ("", "self-signed", "agentops", 30.0)
+    assert s.tls_secret_ref == ("agentops-system", "agentops-operator-tls")
+    assert s.tls_host_names == ("agentops-operator.agentops-system.svc", "agentops-operator.agentops-system.svc.cluster.local",
+                                "localhost", "127.0.0.1")
+    assert s.redacted()["static_token"] == "<unset>"
+
+
+def test_identity_and_tls_settings_from_flags_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    s = settings("--tls", "secret", "--tls-secret", "ops/serving", "--tls-hosts", "a.example, 10.0.0.9",
+                 "--token-review-cache", "5s", "--google-certs-url", "off", "--static-token-file", str(tmp_path / "token"),
+                 "--ca-configmap", "off", "--tls-check-interval", "2s", "--token-audience", "fleet")
+    assert (s.tls, s.tls_secret_ref, s.tls_host_names) == ("secret", ("ops", "serving"), ("a.example", "10.0.0.9"))
+    assert (s.token_review_cache_s, s.google_certs_url, s.static_token, s.ca_configmap) == (5.0, None, TOKEN, None)
+    assert (s.tls_check_interval_s, s.token_audience) == (2.0, "fleet")
+    assert TOKEN not in repr(s) and s.redacted()["static_token"] == "<redacted>"
+    monkeypatch.setenv("AGENTOPS_STATIC_TOKEN", TOKEN)
+    monkeypatch.setenv("AGENTOPS_TLS", "off")
+    assert (settings().static_token, settings().tls) == (TOKEN, "off")
+
+
+@pytest.mark.parametrize("argv, env, message", [
+    (["--tls", "maybe"], {}, "invalid choice"),
+    ([], {"AGENTOPS_TLS": "maybe"}, "AGENTOPS_TLS: 'maybe' is not allowed"),
+    (["--tls-secret", "no-namespace"], {}, "--tls-secret: 'no-namespace' is not NAMESPACE/NAME"),
+    (["--token-review-cache", "1h"], {}, "--token-review-cache: must be at most 10m"),
+    ([], {"AGENTOPS_STATIC_TOKEN": "short"}, "at least 16 characters"),
+    ([], {"AGENTOPS_API_TOKEN": TOKEN}, "AGENTOPS_STATIC_TOKEN"),
+    (["--token-file", "/x"], {}, "were replaced"),
+    (["--token-audience", " "], {}, "--token-audience must not be empty"),
+])
+def test_bad_identity_settings_name_what_is_allowed(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                    argv: list[str], env: dict[str, str], message: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises((ConfigError, SystemExit)) as raised:
+        settings(*argv)
+    text = str(raised.value) if raised.type is ConfigError else capsys.readouterr().err
+    assert message in text, text

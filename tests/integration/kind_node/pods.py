@@ -160,8 +160,9 @@ class Container:
             get = probe["httpGet"]
             url = f"{get.get('scheme', 'HTTP').lower()}://{self.pod.ip}:{self._port(get['port'])}{get.get('path', '/')}"
             try:
+                # As the kubelet: an HTTPS probe does not verify the certificate.
                 async with self.pod.ctx.probes.get(url, timeout=aiohttp.ClientTimeout(total=timeout),
-                                                   allow_redirects=False) as resp:
+                                                   allow_redirects=False, ssl=False) as resp:
                     return 200 <= resp.status < 400
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
                 return False

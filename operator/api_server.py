@@ -1,0 +1,106 @@
+"""Start the sidecar API: who may call it (identity), how it is served (TLS), and the CA
+that sidecars are given to verify it.
+
+* Identity: projected ServiceAccount tokens verified by TokenReview (always), Google ID
+  tokens (unless `--google-certs-url off`), the static token (only when configured).
+* TLS: the serving certificate lives in a Secret (`--tls-secret`); the operator makes
+  and renews it (`--tls self-signed`) or only reads it (`--tls secret`, cert-manager),
+  and reloads a new one into the running server. `--tls off` serves plain HTTP.
+* The CA bundle is published as a ConfigMap (`--ca-configmap`, key `ca.crt`) into every
+  namespace that has an Agent, for the sidecars there to mount — as istio publishes
+  `istio-ca-root-cert`. Re-published every CA_PUBLISH_INTERVAL_S, which also covers new
+  namespaces and a CA rollover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from typing import Any
+
+from aiohttp import web
+
+from agentops_operator.authentication import Authenticator
+from agentops_operator.google_tokens import GoogleTokenVerifier
+from agentops_operator.http_api import build_app
+from agentops_operator.kube_client import KubeClient
+from agentops_operator.metrics import OperatorMetrics
+from agentops_operator.reconciler import Reconciler
+from agentops_operator.serving_cert import CaPublisher, ServingCert
+from agentops_operator.settings import OperatorSettings
+from agentops_operator.token_review import TokenReviewer, kube_token_review
+
+log = logging.getLogger(__name__)
+
+CA_PUBLISH_INTERVAL_S = 30.0
+
+
+async def _stop(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def authenticator(settings: OperatorSettings, kube: KubeClient, metrics: OperatorMetrics,
+                  stack: contextlib.AsyncExitStack) -> Authenticator:
+    review = kube_token_review(kube)
+
+    async def counted_review(token: str, audience: str) -> dict[str, Any]:
+        metrics.token_reviews.inc()
+        return await review(token, audience)
+
+    google = None
+    if settings.google_certs_url:
+        google = GoogleTokenVerifier(audience=settings.token_audience, certs_url=settings.google_certs_url)
+        stack.push_async_callback(google.close)
+    return Authenticator(
+        kubernetes=TokenReviewer(counted_review, audience=settings.token_audience, ttl_s=settings.token_review_cache_s),
+        google=google,
+        static_token=settings.static_token or None,
+    )
+
+
+async def _publish_ca_forever(publisher: CaPublisher, cert: ServingCert, reconciler: Reconciler) -> None:
+    while True:
+        namespaces = {key.namespace for key in reconciler.index.agents}
+        try:
+            await publisher.sync(namespaces, cert.ca_pem)
+        except Exception:  # noqa: BLE001 — a failed round must not end publication; the next one retries
+            log.exception("publishing the CA bundle failed; retrying in %.0fs", CA_PUBLISH_INTERVAL_S)
+        await asyncio.sleep(CA_PUBLISH_INTERVAL_S)
+
+
+async def serving_tls(settings: OperatorSettings, kube: KubeClient, metrics: OperatorMetrics, reconciler: Reconciler,
+                      stack: contextlib.AsyncExitStack) -> ssl.SSLContext | None:
+    if settings.tls == "off":
+        log.warning("TLS is off (--tls off): sidecars' tokens and reports travel in clear; use it for local development only")
+        return None
+    namespace, name = settings.tls_secret_ref
+    cert = ServingCert(kube, namespace, name, hosts=settings.tls_host_names, manage=settings.tls == "self-signed",
+                       check_interval_s=settings.tls_check_interval_s)
+    context = await cert.start()
+    metrics.tls_not_after.set_function(lambda: cert.not_after.timestamp())
+    renewals = asyncio.create_task(cert.run(), name="serving-cert")
+    stack.push_async_callback(_stop, renewals)
+    if settings.ca_configmap:
+        publisher = CaPublisher(kube, name=settings.ca_configmap)
+        publishing = asyncio.create_task(_publish_ca_forever(publisher, cert, reconciler), name="ca-publisher")
+        stack.push_async_callback(_stop, publishing)
+    log.info("serving TLS with the certificate in Secret %s/%s (%s), valid until %s",
+             namespace, name, "managed by this operator" if settings.tls == "self-signed" else "managed elsewhere",
+             cert.not_after.isoformat())
+    return context
+
+
+async def start_api(settings: OperatorSettings, kube: KubeClient, reconciler: Reconciler, metrics: OperatorMetrics,
+                    stack: contextlib.AsyncExitStack) -> None:
+    auth = authenticator(settings, kube, metrics, stack)
+    context = await serving_tls(settings, kube, metrics, reconciler, stack)
+    runner = web.AppRunner(build_app(reconciler, metrics, auth=auth, lease_s=settings.lease_s), access_log=None)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    site = web.TCPSite(runner, settings.http_host, settings.http_port, ssl_context=context)
+    await site.start()
+    log.info("sidecar API listening on %s (%s; accepts %s)", ", ".join(str(a) for a in runner.addresses),
+             "https" if context else "http", ", ".join(auth.modes))
