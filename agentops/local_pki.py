@@ -14,6 +14,10 @@ nothing left behind), TLS keys are ECDSA P-256 because generating them is near-i
 (unlike RSA), certificates are backdated an hour against clock skew and last a week
 (a control plane lives for one test session or one demo), and every file is 0600.
 
+``issue_certificate`` is the one place certificates are built, shared with the operator's
+own serving certificate (``agentops_operator.cert_renewal``), which passes its own
+validity.
+
 ``write_admin_kubeconfig`` sits here because it is how the admin credentials minted
 here leave the directory: it embeds ``ca.crt``, ``admin.crt`` and ``admin.key`` into one
 self-contained file. (kube-apiserver's flags in ``agentops.envtest`` name the files too.)
@@ -35,35 +39,40 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 CONTEXT = "agentops-envtest"
 
 
-def _pem_key(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+def pem_key(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
-def _pem_cert(cert: x509.Certificate) -> bytes:
+def pem_cert(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _issue(
+def issue_certificate(
     subject: x509.Name,
     key: ec.EllipticCurvePrivateKey,
     issuer: x509.Name,
     issuer_key: ec.EllipticCurvePrivateKey,
     *,
+    not_before: datetime.datetime,
+    not_after: datetime.datetime,
     ca: bool = False,
     usage: x509.ObjectIdentifier | None = None,
     sans: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    """`subject`'s certificate for `key`, signed by `issuer_key` (self-signed when it is `key`)."""
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        # Backdated a little so clock skew between us and the apiserver cannot bite.
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=7))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        # Key identifiers let a verifier pick the right issuer when two CAs are trusted at
+        # once (the operator's CA rollover) and are required by strict RFC 5280 verifiers.
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
     )
     if ca:
         builder = builder.add_extension(
@@ -83,10 +92,14 @@ def _issue(
 def write_pki(pki: Path) -> None:
     """Create the directory `pki` (it must not exist yet) and mint the files listed above into it."""
     pki.mkdir()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    # Backdated an hour so clock skew between us and the apiserver cannot bite; a week
+    # outlives any test session or demo.
+    start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=7)
     # ECDSA P-256 for TLS: key generation is near-instant, unlike RSA.
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "agentops-envtest-ca")])
-    ca = _issue(ca_name, ca_key, ca_name, ca_key, ca=True)
+    ca = issue_certificate(ca_name, ca_key, ca_name, ca_key, ca=True, not_before=start, not_after=end)
     srv_key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [
         x509.DNSName("localhost"),
@@ -96,23 +109,25 @@ def write_pki(pki: Path) -> None:
                                      "kubernetes.default.svc.cluster.local")),
         x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
     ]
-    srv = _issue(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]), srv_key, ca_name,
-                 ca_key, usage=ExtendedKeyUsageOID.SERVER_AUTH, sans=sans)
+    srv = issue_certificate(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]), srv_key, ca_name,
+                            ca_key, usage=ExtendedKeyUsageOID.SERVER_AUTH, sans=sans,
+                            not_before=start, not_after=end)
     adm_key = ec.generate_private_key(ec.SECP256R1())
     adm_name = x509.Name([
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
         x509.NameAttribute(NameOID.COMMON_NAME, "agentops-admin"),
     ])
-    adm = _issue(adm_name, adm_key, ca_name, ca_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    adm = issue_certificate(adm_name, adm_key, ca_name, ca_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+                            not_before=start, not_after=end)
     # Service-account token signing wants RSA (RS256 is what every consumer accepts).
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     files = {
-        "ca.crt": _pem_cert(ca),
-        "apiserver.crt": _pem_cert(srv),
-        "apiserver.key": _pem_key(srv_key),
-        "admin.crt": _pem_cert(adm),
-        "admin.key": _pem_key(adm_key),
-        "sa.key": _pem_key(sa_key),
+        "ca.crt": pem_cert(ca),
+        "apiserver.crt": pem_cert(srv),
+        "apiserver.key": pem_key(srv_key),
+        "admin.crt": pem_cert(adm),
+        "admin.key": pem_key(adm_key),
+        "sa.key": pem_key(sa_key),
         "sa.pub": sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ),
