@@ -7,8 +7,9 @@ kind. A mounted ConfigMap follows changes within the kubelet's sync period, whic
 a CA rollover keeps the old CA in the bundle for a long overlap (see ``ca_bundle``).
 
 `sync` is cheap to call often (every check of the serving certificate, every new agent
-namespace): it writes only where the content differs from what it last saw there, and
-looks at a namespace through the API only the first time, or after `forget`.
+namespace): it makes no API call for a namespace whose ConfigMap it last saw with this
+content; otherwise it reads it and writes only if it differs. RBAC: create on
+configmaps, get and update on this one name.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ CA_KEY = "ca.crt"
 # The KubeClient's pool (8 threads by default) also carries the operator's status writes;
 # half of it is enough for a CA rollover to reach a thousand namespaces in seconds.
 MAX_CONCURRENT = 4
+# Reads and writes per namespace when replicas keep writing between them (a 409 each time).
+MAX_ATTEMPTS = 3
 
 
 class CaPublisher:
@@ -73,48 +76,52 @@ class CaPublisher:
                 log.warning("could not publish ConfigMap %s/%s (next sync tries again): %s", namespace, self.name, exc)
 
     async def _publish(self, namespace: str, text: str) -> None:
-        if namespace not in self._seen:
+        # Read before every write: writes are rare (a CA change, a new namespace), and an
+        # update then keeps whatever else is on the object (annotations of a GitOps tool)
+        # and needs only the get and update verbs on this one name.
+        for _ in range(MAX_ATTEMPTS):
             current = await self._read(namespace)
-            if current is None:
-                try:
+            try:
+                if current is None:
                     await self._api("POST", namespace, "configmaps", {
                         "apiVersion": "v1", "kind": "ConfigMap", "data": {CA_KEY: text},
                         "metadata": {"name": self.name, "namespace": namespace, "labels": MANAGED_BY_LABEL},
                     })
-                except KubeError as exc:
-                    if exc.status != 409:  # 409: another replica created it just now; patched below
-                        raise
-                else:
-                    self._wrote(namespace, text)
+                elif (current.get("data") or {}).get(CA_KEY) == text:
+                    self._seen[namespace] = text
                     return
-            elif current == text:
-                self._seen[namespace] = text
-                return
-        # A merge patch needs no resourceVersion: replicas publishing the same bundle agree.
-        await self._api("PATCH", namespace, f"configmaps/{self.name}",
-                        {"metadata": {"labels": MANAGED_BY_LABEL}, "data": {CA_KEY: text}},
-                        content_type="application/merge-patch+json")
-        self._wrote(namespace, text)
+                else:
+                    metadata = current["metadata"]
+                    await self._api("PUT", namespace, f"configmaps/{self.name}", {
+                        **current, "data": {**(current.get("data") or {}), CA_KEY: text},
+                        "metadata": {**metadata, "labels": {**(metadata.get("labels") or {}), **MANAGED_BY_LABEL}},
+                    })
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+                continue  # another replica wrote it between our read and write: read again
+            self._wrote(namespace, text)
+            return
+        raise KubeError(409, f"ConfigMap {namespace}/{self.name} changed under us {MAX_ATTEMPTS} times in a row")
 
     def _wrote(self, namespace: str, text: str) -> None:
         self._seen[namespace] = text
         self.writes += 1
         log.info("published the operator's CA bundle as ConfigMap %s/%s", namespace, self.name)
 
-    async def _read(self, namespace: str) -> str | None:
+    async def _read(self, namespace: str) -> dict[str, Any] | None:
         try:
-            configmap = await self._api("GET", namespace, f"configmaps/{self.name}")
+            configmap: dict[str, Any] = await self._api("GET", namespace, f"configmaps/{self.name}")
         except KubeError as exc:
             if exc.status == 404:
                 return None
             raise
-        return str((configmap.get("data") or {}).get(CA_KEY, ""))
+        return configmap
 
-    async def _api(self, method: str, namespace: str, url: str, body: dict[str, Any] | None = None, *,
-                   content_type: str = "application/json") -> Any:
+    async def _api(self, method: str, namespace: str, url: str, body: dict[str, Any] | None = None) -> Any:
         kwargs: dict[str, Any] = {"version": "v1", "namespace": namespace, "url": url}
         if body is not None:
-            kwargs.update(data=json.dumps(body), headers={"Content-Type": content_type})
+            kwargs.update(data=json.dumps(body), headers={"Content-Type": "application/json"})
         return await self._kube.run(functools.partial(self._kube.call, method, **kwargs))
 
 

@@ -16,13 +16,16 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp import web
 from cryptography import x509
 
+from agentops.kubeconfig import service_account_kubeconfig
 from agentops.local_pki import pem_cert
 from agentops_operator import ca_bundle
 from agentops_operator.cert_renewal import CertPolicy, TlsMaterial, decide
@@ -30,6 +33,7 @@ from agentops_operator.kube_client import KubeClient
 from agentops_operator.serving_cert import CaPublisher, ServingCert, ServingCertError
 
 SECRET = "agentops-operator-tls"
+OPERATOR_RBAC = Path(__file__).resolve().parents[2] / "manifests" / "base" / "operator-rbac.yaml"
 HOSTS = ["localhost", "127.0.0.1"]
 # Small, so that a run loop notices a changed Secret within a test's patience.
 CHECK_S = 0.1
@@ -318,9 +322,57 @@ async def test_the_ca_is_published_once_per_namespace_and_again_when_it_changes(
         assert (publisher.writes, restarted.writes) == (2, 0)
         assert configmaps() == published
 
-        # A new CA bundle: rewritten everywhere; a namespace that does not exist is skipped quietly.
+        # A new CA bundle: rewritten everywhere; a namespace that does not exist is skipped quietly;
+        # what others put on the ConfigMap stays.
+        cluster.kubectl("annotate", "configmap", "agentops-ca", "-n", other, "example.com/owner=gitops")
         await publisher.sync([namespace, other, f"gone-{uuid.uuid4().hex[:8]}"], ca2)
         assert publisher.writes == 4
-        assert all(cm["data"] == {"ca.crt": ca2.decode()} for cm in configmaps().values())
+        rewritten = configmaps()
+        assert all(cm["data"] == {"ca.crt": ca2.decode()} for cm in rewritten.values())
+        assert rewritten[other]["metadata"]["annotations"] == {"example.com/owner": "gitops"}
     finally:
         cluster.kubectl("delete", "namespace", other, "--wait=false", "--ignore-not-found", check=False)
+
+
+# --- with only the rights the operator's manifests grant ---
+
+
+def operator_rules_for(resources: set[str]) -> list[dict[str, Any]]:
+    """The rules of the operator's RBAC manifests (Roles and ClusterRoles) that name any of `resources`."""
+    rules = []
+    for doc in yaml.safe_load_all(OPERATOR_RBAC.read_text()):
+        if doc and doc["kind"] in ("Role", "ClusterRole"):
+            rules += [r for r in doc.get("rules", []) if resources & set(r.get("resources", []))]
+    return rules
+
+
+async def test_the_manifests_rbac_is_enough(cluster: Any, namespace: str, tmp_path: Path) -> None:
+    rules = operator_rules_for({"secrets", "configmaps"})
+    assert rules, f"no rules for secrets or configmaps in {OPERATOR_RBAC}"
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "tls-writer", "namespace": namespace}, "rules": rules}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "tls-writer", "namespace": namespace},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tls-writer"},
+               "subjects": [{"kind": "ServiceAccount", "name": "tls-writer", "namespace": namespace}]}
+    cluster.kubectl("create", "serviceaccount", "tls-writer", "-n", namespace)
+    cluster.kubectl("apply", "-f", "-",
+                    input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [role, binding]}))
+    kubeconfig = service_account_kubeconfig(str(cluster.kubectl_path), cluster.env(), namespace=namespace,
+                                            service_account="tls-writer", path=tmp_path / "kubeconfig", duration="1h")
+    client = KubeClient(str(kubeconfig))
+    try:
+        cert = serving(client, namespace)
+        await cert.start()  # create
+        await cert.renew_now(renew_ca=True)  # get and update
+        publisher = CaPublisher(client)
+        await publisher.sync([namespace], cert.ca_pem)  # get and create
+        await cert.renew_now(renew_ca=True)
+        await publisher.sync([namespace], cert.ca_pem)  # get and update
+        assert publisher.writes == 2
+        assert get(cluster, namespace, "configmap", "agentops-ca")["data"]["ca.crt"] == cert.ca_pem.decode()
+        # Any other Secret stays out of reach.
+        with pytest.raises(ServingCertError, match="RBAC"):
+            await serving(client, namespace, "someone-elses-tls", manage=False).start()
+    finally:
+        client.close()
