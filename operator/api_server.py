@@ -8,8 +8,9 @@ that sidecars are given to verify it.
   and reloads a new one into the running server. `--tls off` serves plain HTTP.
 * The CA bundle is published as a ConfigMap (`--ca-configmap`, key `ca.crt`) into every
   namespace that has an Agent, for the sidecars there to mount — as istio publishes
-  `istio-ca-root-cert`. Re-published every CA_PUBLISH_INTERVAL_S, which also covers new
-  namespaces and a CA rollover.
+  `istio-ca-root-cert`. Checked every CA_PUBLISH_INTERVAL_S (a new namespace's pods wait
+  for it to be mounted), which costs nothing while nothing changed; every CA_REREAD_S
+  each namespace's ConfigMap is read again, so one deleted by hand comes back.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from typing import Any
 
 from aiohttp import web
@@ -28,13 +30,15 @@ from agentops_operator.http_api import build_app
 from agentops_operator.kube_client import KubeClient
 from agentops_operator.metrics import OperatorMetrics
 from agentops_operator.reconciler import Reconciler
-from agentops_operator.serving_cert import CaPublisher, ServingCert
+from agentops_operator.ca_publisher import CaPublisher
+from agentops_operator.serving_cert import ServingCert
 from agentops_operator.settings import OperatorSettings
 from agentops_operator.token_review import TokenReviewer, kube_token_review
 
 log = logging.getLogger(__name__)
 
-CA_PUBLISH_INTERVAL_S = 30.0
+CA_PUBLISH_INTERVAL_S = 2.0
+CA_REREAD_S = 300.0
 
 
 async def _stop(task: asyncio.Task[Any]) -> None:
@@ -54,16 +58,23 @@ def authenticator(settings: OperatorSettings, kube: KubeClient, metrics: Operato
     if settings.google_certs_url:
         google = GoogleTokenVerifier(audience=settings.token_audience, certs_url=settings.google_certs_url)
         stack.push_async_callback(google.close)
+    reviewer = TokenReviewer(counted_review, audience=settings.token_audience, ttl_s=settings.token_review_cache_s)
+    stack.push_async_callback(reviewer.close)
     return Authenticator(
-        kubernetes=TokenReviewer(counted_review, audience=settings.token_audience, ttl_s=settings.token_review_cache_s),
+        kubernetes=reviewer,
         google=google,
         static_token=settings.static_token or None,
     )
 
 
 async def _publish_ca_forever(publisher: CaPublisher, cert: ServingCert, reconciler: Reconciler) -> None:
+    reread_at = time.monotonic() + CA_REREAD_S
     while True:
         namespaces = {key.namespace for key in reconciler.index.agents}
+        if time.monotonic() >= reread_at:
+            reread_at = time.monotonic() + CA_REREAD_S
+            for namespace in namespaces:
+                publisher.forget(namespace)
         try:
             await publisher.sync(namespaces, cert.ca_pem)
         except Exception:  # noqa: BLE001 — a failed round must not end publication; the next one retries

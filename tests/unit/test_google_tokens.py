@@ -43,7 +43,7 @@ class Key:
         self.cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
         key_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption())
-        self.signer = crypt.RSASigner.from_string(key_pem, key_id=kid)  # type: ignore[no-untyped-call]
+        self.signer = crypt.RSASigner.from_string(key_pem, key_id=kid)
 
     def token(self, **overrides: Any) -> str:
         now = int(time.time())
@@ -52,7 +52,7 @@ class Key:
                                   "iat": now, "exp": now + 3600}
         claims.update(overrides)
         claims = {k: v for k, v in claims.items() if v is not None}
-        signed: bytes = jwt.encode(self.signer, claims)  # type: ignore[no-untyped-call]
+        signed: bytes = jwt.encode(self.signer, claims)
         return signed.decode()
 
 

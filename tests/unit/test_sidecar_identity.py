@@ -132,7 +132,7 @@ class MetadataServer:
     def __init__(self, now: Callable[[], float]) -> None:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        self.signer = crypt.RSASigner.from_string(pem, key_id="test-key")  # type: ignore[no-untyped-call]
+        self.signer = crypt.RSASigner.from_string(pem, key_id="test-key")
         self.now = now
         self.lifetime_s = 3600  # as Google's
         self.issued: list[str] = []
@@ -147,7 +147,7 @@ class MetadataServer:
             self.refused.append(f"audience {audience}")
             return web.Response(status=404, text="no such audience here")
         now = int(self.now())
-        token = jwt.encode(self.signer, {  # type: ignore[no-untyped-call]
+        token = jwt.encode(self.signer, {
             "iss": "https://accounts.google.com", "aud": audience, "azp": "1234567890",
             "email": "agent@project.iam.gserviceaccount.com", "email_verified": True, "sub": "1234567890",
             "iat": now, "exp": now + self.lifetime_s, "n": len(self.issued),
@@ -181,7 +181,7 @@ async def test_a_google_id_token_is_fetched_once_and_kept_until_near_its_expiry(
 ) -> None:
     tokens = GoogleIdToken(AUDIENCE, now=lambda: clock[0])
     first = await tokens.token()
-    assert first == metadata.issued[0] and jwt.decode(first, verify=False)["aud"] == AUDIENCE  # type: ignore[no-untyped-call]
+    assert first == metadata.issued[0] and jwt.decode(first, verify=False)["aud"] == AUDIENCE
     assert [await tokens.token() for _ in range(5)] == [first] * 5
     clock[0] += metadata.lifetime_s - 301  # 5 minutes and a second before it expires: still good
     assert await tokens.token() == first and len(metadata.issued) == 1
