@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_harness import Kube, OperatorProcess, TelemetryFeed, wait_for
+from operator_harness import Kube, OperatorProcess, TelemetryFeed, mint_token, wait_for
 from rendered_manifests import REPO_ROOT, AppliedObjects, Rendering, as_json, labels, manifest, render
 
 from agentops.kubeconfig import service_account_kubeconfig
@@ -360,7 +360,8 @@ def test_the_operator_heals_and_runs_checks_with_nothing_but_its_own_rights(
     kube.apply(as_json(yaml.safe_load((REPO_ROOT / "manifests/samples/cluster/faults/latency.yaml").read_text()), namespace=namespace))
     operator = OperatorProcess(env={**cluster.env(), "KUBECONFIG": str(kubeconfig)}, namespace=namespace, cluster=cluster,
                                log_path=tmp_path / "operator.log", extra_args=["--status-heartbeat", "1s"],
-                               tls_secret="agentops-system/agentops-operator-tls")  # where its Role lets it write
+                               tls_secret="agentops-system/agentops-operator-tls",  # where its Role lets it write
+                               token=mint_token(cluster, namespace, "agentops-sidecar"))  # the sample Agent's identity
     operator.start()
     try:
         # Fault status (faults/status), then a restart (deployments get + patch,
@@ -416,11 +417,11 @@ def test_the_e2e_workflow_walks_the_original_workflow_on_kind() -> None:
     steps = job["steps"]
     assert all(re.search(r"@[0-9a-f]{40}$", s["uses"]) for s in steps if "uses" in s), "actions pinned by commit"
     script = "\n".join(s.get("run", "") for s in steps if s.get("if") != "failure()")
+    assert "create secret" not in script, "no shared secret: sidecars prove who they are"
     in_order = [
         "kind create cluster --config kind-config.yaml",
         "docker build -t agentops:dev .",
         "kind load docker-image agentops:dev",
-        "kubectl create secret generic agentops-api-token",
         "kubectl apply -k manifests/overlays/kind",
         "--for=condition=Established",
         "--for=condition=Available deployment/agentops-operator",

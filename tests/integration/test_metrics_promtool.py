@@ -187,14 +187,17 @@ def test_the_monitoring_overlay_renders(cluster: Any) -> None:
     dashboard = ours[("ConfigMap", "agentops-grafana-dashboard")]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["agentops.json"])["uid"] == "agentops-overview"
-    assert ours[("ServiceMonitor", "agentops-operator")]["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    assert ours[("ServiceMonitor", "agentops-operator")]["spec"]["endpoints"] == [{
+        "port": "api", "path": "/metrics", "interval": "30s", "scheme": "https",
+        "tlsConfig": {"serverName": "agentops-operator.agentops-system.svc",
+                      "ca": {"secret": {"name": "agentops-operator-tls", "key": "ca.crt"}}}}]
     assert ours[("PodMonitor", "agentops-sidecars")]["spec"]["podMetricsEndpoints"][0]["port"] == "admin"
     # The monitors select what the other manifests deploy: the operator's Service by its
     # labels and port name, the sample agents' pods by label and the sidecar's port name.
     service = next(d for d in docs if (d["kind"], d["metadata"]["name"]) == ("Service", "agentops-operator"))
     monitor = ours[("ServiceMonitor", "agentops-operator")]["spec"]
     assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    assert "http" in {p["name"] for p in service["spec"]["ports"]}
+    assert "api" in {p["name"] for p in service["spec"]["ports"]}
     samples_ = yaml.safe_load_all(cluster.kubectl("kustomize", str(REPO / "manifests" / "samples" / "cluster")).stdout)
     agents = [d["spec"]["template"] for d in samples_ if d["kind"] == "Deployment"
               and "agentops.dev/agent" in d["spec"]["template"]["metadata"]["labels"]]
