@@ -8,7 +8,10 @@ API call per report, so verdicts are cached:
 * keyed by the token's SHA-256 digest, never the token itself, so a heap dump or a
   debugger shows no usable credential;
 * good verdicts for `ttl_s` (a deleted ServiceAccount stops working within that
-  time) and never beyond the token's own `exp`;
+  time) and never beyond the token's own `exp`; once `refresh_fraction` of that has
+  passed, the next call still gets the cached verdict but starts a review in the
+  background (refresh ahead), so a sidecar reporting steadily never waits for one —
+  only a token's first call does — while the hard limit stays `ttl_s`;
 * refusals for `failure_ttl_s` only (a token minted a moment ago must not stay
   refused), and transport failures never (the next call asks again);
 * bounded to `max_entries`, oldest first out;
@@ -51,6 +54,7 @@ class _Verdict:
     expires_at: float  # on the reviewer's (monotonic) clock
     caller: Caller | None = None
     refusal: Refused | None = None
+    refresh_at: float = float("inf")  # a good verdict: review again in the background from then on
 
 
 class TokenReviewer:
@@ -61,6 +65,7 @@ class TokenReviewer:
         audience: str,
         ttl_s: float = 30.0,
         failure_ttl_s: float = 1.0,
+        refresh_fraction: float = 0.75,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,  # what a token's `exp` (Unix seconds) is compared with
@@ -70,23 +75,24 @@ class TokenReviewer:
         self.audience = audience
         self._review = review
         self._ttl_s, self._failure_ttl_s, self._max_entries = ttl_s, failure_ttl_s, max_entries
+        self._refresh_fraction = refresh_fraction
         self._clock, self._wall_clock = clock, wall_clock
         self._cache: OrderedDict[str, _Verdict] = OrderedDict()
         self._in_flight: dict[str, asyncio.Task[_Verdict]] = {}
         self.reviews = 0  # TokenReviews sent (cache misses)
         self.cache_hits = 0  # verifications answered from the cache
+        self.refreshes = 0  # reviews started ahead of a verdict's expiry
 
     async def verify(self, token: str) -> Caller:
         digest = hashlib.sha256(token.encode()).hexdigest()
         verdict = self._cached(digest)
         if verdict is not None:
             self.cache_hits += 1
+            if self._clock() >= verdict.refresh_at and digest not in self._in_flight:
+                self.refreshes += 1
+                self._start_review(token, digest)  # not awaited: this call is answered from the cache
         else:
-            task = self._in_flight.get(digest)
-            if task is None:
-                task = asyncio.get_running_loop().create_task(self._review_once(token, digest))
-                self._in_flight[digest] = task
-                task.add_done_callback(lambda done: self._forget(digest, done))
+            task = self._in_flight.get(digest) or self._start_review(token, digest)
             # Shielded: one waiter giving up (a client hanging up) must not cancel the
             # review the other waiters share.
             verdict = await asyncio.shield(task)
@@ -102,6 +108,12 @@ class TokenReviewer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _start_review(self, token: str, digest: str) -> asyncio.Task[_Verdict]:
+        task = asyncio.get_running_loop().create_task(self._review_once(token, digest))
+        self._in_flight[digest] = task
+        task.add_done_callback(lambda done: self._forget(digest, done))
+        return task
 
     def _forget(self, digest: str, task: asyncio.Task[_Verdict]) -> None:
         if self._in_flight.get(digest) is task:
@@ -138,7 +150,7 @@ class TokenReviewer:
             if exp is not None:
                 # The review proved the token genuine, so its exp claim can be trusted.
                 lifetime = min(lifetime, exp - self._wall_clock())
-            verdict = _Verdict(now + lifetime, caller=caller)
+            verdict = _Verdict(now + lifetime, caller=caller, refresh_at=now + lifetime * self._refresh_fraction)
             if lifetime <= 0:
                 return verdict  # authenticated but at its very end: answer, do not keep
         self._store(digest, verdict)

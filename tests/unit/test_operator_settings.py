@@ -118,7 +118,7 @@ def test_bad_values_name_their_source(monkeypatch: pytest.MonkeyPatch, argv: lis
 
 def test_identity_and_tls_default_to_no_shared_secret() -> None:
     s = settings()
-    assert (s.static_token, s.tls, s.token_audience, s.token_review_cache_s) == ("", "self-signed", "agentops", 30.0)
+    assert (s.static_token, s.tls, s.token_audience, s.token_review_cache_s) == ("", "self-signed", "agentops", 120.0)
     assert s.tls_secret_ref == ("agentops-system", "agentops-operator-tls")
     assert s.tls_host_names == ("agentops-operator.agentops-system.svc", "agentops-operator.agentops-system.svc.cluster.local",
                                 "localhost", "127.0.0.1")

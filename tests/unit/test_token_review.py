@@ -288,3 +288,47 @@ def test_token_expiry_reads_exp_and_never_raises() -> None:
     assert token_expiry(jwt(exp=WALL)) == WALL
     for garbage in ("", "abc", "a.b.c", "...", jwt(exp=None), "e30.bm90IGpzb24.x", "e30.WzFd.x"):
         assert token_expiry(garbage) is None
+
+
+async def test_a_verdict_is_refreshed_ahead_in_the_background_and_the_caller_never_waits() -> None:
+    token, clock = jwt(), Clock()
+    review = FakeReview({token: ok()})
+    r = reviewer(review, clock, ttl_s=100.0, refresh_fraction=0.75)
+    await r.verify(token)
+    clock.now += 74
+    await r.verify(token)
+    assert len(review.calls) == 1  # fresh enough: from the cache
+    clock.now += 2  # past 3/4 of the lifetime
+    review.release = asyncio.Event()  # the background review hangs...
+    assert await r.verify(token) == Caller("kubernetes", "sidecar", "team-a")  # ...and this call does not wait for it
+    await asyncio.sleep(0)  # the background review starts
+    assert len(review.calls) == 2 and r.refreshes == 1
+    await r.verify(token)
+    assert len(review.calls) == 2  # one refresh in flight at a time
+    review.release.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    clock.now += 90  # past the first verdict's life, within the refreshed one's
+    await r.verify(token)
+    assert len(review.calls) == 2
+
+
+async def test_a_refresh_that_refuses_ends_the_verdict_and_one_that_fails_keeps_it_to_its_end() -> None:
+    token, clock = jwt(), Clock()
+    review = FakeReview({token: ok()})
+    r = reviewer(review, clock, ttl_s=100.0)
+    await r.verify(token)
+    clock.now += 80
+    review.answers[token] = ReviewUnavailable("API server away")
+    await r.verify(token)  # answered from the cache; the refresh fails
+    await asyncio.sleep(0)
+    clock.now += 10
+    assert await r.verify(token) == Caller("kubernetes", "sidecar", "team-a")  # still within ttl_s
+    review.answers[token] = {"authenticated": False, "error": 'serviceaccounts "sidecar" not found'}
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    clock.now += 5
+    await r.verify(token)  # starts the refresh that now refuses
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert (await refusal(r, token)).reason == "invalid_token"
