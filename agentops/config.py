@@ -133,18 +133,19 @@ class DurationOption:
         return seconds
 
 
-def bearer_token(token_file: str | None) -> str:
-    """The shared operator↔sidecar token: --token-file / AGENTOPS_API_TOKEN_FILE, else AGENTOPS_API_TOKEN."""
-    path = token_file or env("AGENTOPS_API_TOKEN_FILE")
+def static_token(flag_path: str | None) -> str:
+    """The opt-in static token, operator and sidecar alike: --static-token-file, else the file in
+    AGENTOPS_STATIC_TOKEN_FILE, else the token in AGENTOPS_STATIC_TOKEN; "" when none is given."""
+    path, label = (flag_path, "--static-token-file") if flag_path else (env("AGENTOPS_STATIC_TOKEN_FILE"), "AGENTOPS_STATIC_TOKEN_FILE")
     if path:
         try:
             token = Path(path).read_text().strip()
         except OSError as exc:
-            raise ConfigError(f"--token-file {path}: {exc.strerror}") from exc
+            raise ConfigError(f"{label} {path}: {exc.strerror}") from exc
     else:
-        token = env("AGENTOPS_API_TOKEN") or ""
-    if len(token) < MIN_TOKEN_LENGTH:
-        raise ConfigError(f"a bearer token of at least {MIN_TOKEN_LENGTH} characters is required: --token-file or AGENTOPS_API_TOKEN")
+        token, label = env("AGENTOPS_STATIC_TOKEN") or "", "AGENTOPS_STATIC_TOKEN"
+    if token and len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"{label}: the token has {len(token)} characters; at least {MIN_TOKEN_LENGTH} are required")
     return token
 
 

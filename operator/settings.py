@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal, get_args
 
-from agentops.config import MIN_TOKEN_LENGTH, DurationOption, defaults, env, number
+from agentops.config import DurationOption, defaults, env, number, static_token
 from agentops.errors import ConfigError
 
 TLSMode = Literal["self-signed", "secret", "off"]
@@ -195,7 +194,7 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         token_audience=audience,
         token_review_cache_s=TOKEN_REVIEW_CACHE.read(args),
         google_certs_url=None if google.lower() == "off" else google,
-        static_token=static_token(args.static_token_file, args.token_file),
+        static_token=_static_token(args.static_token_file, args.token_file),
         tls=tls,  # type: ignore[arg-type]  # checked above
         tls_secret=tls_secret,
         tls_hosts=tuple(h.strip() for h in (args.tls_hosts or env("AGENTOPS_TLS_HOSTS") or "").split(",") if h.strip()),
@@ -221,20 +220,10 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
     )
 
 
-def static_token(path: str | None, old_flag: str | None) -> str:
+def _static_token(path: str | None, old_flag: str | None) -> str:
     """The opt-in static token: --static-token-file / AGENTOPS_STATIC_TOKEN_FILE / AGENTOPS_STATIC_TOKEN, else ""."""
     if old_flag or env("AGENTOPS_API_TOKEN") or env("AGENTOPS_API_TOKEN_FILE"):
         raise ConfigError("--token-file, AGENTOPS_API_TOKEN and AGENTOPS_API_TOKEN_FILE were replaced: sidecars now prove "
                           "their identity (projected ServiceAccount tokens, Google ID tokens); a shared token is the "
                           "opt-in --static-token-file / AGENTOPS_STATIC_TOKEN_FILE / AGENTOPS_STATIC_TOKEN")
-    path = path or env("AGENTOPS_STATIC_TOKEN_FILE")
-    if path:
-        try:
-            token = Path(path).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"--static-token-file {path}: {exc.strerror}") from exc
-    else:
-        token = env("AGENTOPS_STATIC_TOKEN") or ""
-    if token and len(token) < MIN_TOKEN_LENGTH:
-        raise ConfigError(f"the static token must be at least {MIN_TOKEN_LENGTH} characters")
-    return token
+    return static_token(path)

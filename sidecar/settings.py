@@ -23,11 +23,10 @@ import argparse
 import os
 import socket
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from agentops.config import MIN_TOKEN_LENGTH, DurationOption, defaults, env, listen_address, number
+from agentops.config import MIN_TOKEN_LENGTH, DurationOption, defaults, env, listen_address, number, static_token
 from agentops.errors import ConfigError
 from agentops_sidecar.model_routes import DEFAULT_UPSTREAMS, PREFIX_OF, PREFIXES
 
@@ -201,20 +200,10 @@ def _static_token(args: argparse.Namespace, identity: IdentityMode) -> str:
     """The shared token, read only when it is the identity: --static-token-file, else AGENTOPS_STATIC_TOKEN(_FILE)."""
     if identity != "static":
         return ""
-    path, label = (args.static_token_file, "--static-token-file") if args.static_token_file else (
-        env("AGENTOPS_STATIC_TOKEN_FILE"), "AGENTOPS_STATIC_TOKEN_FILE")
-    if path:
-        try:
-            token = Path(path).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"{label} {path}: {exc.strerror}") from exc
-    else:
-        token, label = env("AGENTOPS_STATIC_TOKEN") or "", "AGENTOPS_STATIC_TOKEN"
+    token = static_token(args.static_token_file)
     if not token:
         raise ConfigError("--identity static needs the shared token: --static-token-file or AGENTOPS_STATIC_TOKEN_FILE, "
                           "or the token itself in AGENTOPS_STATIC_TOKEN")
-    if len(token) < MIN_TOKEN_LENGTH:
-        raise ConfigError(f"{label}: the token has {len(token)} characters; at least {MIN_TOKEN_LENGTH} are required")
     return token
 
 

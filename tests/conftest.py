@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,12 +100,25 @@ def crds(cluster: Cluster) -> list[str]:
 
 
 @pytest.fixture
-def namespace(cluster: Cluster) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    # No namespace controller runs on the bare control plane, so waiting would never end.
-    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+def make_namespace(cluster: Cluster) -> Iterator[Callable[[], str]]:
+    """Make fresh namespaces for this test; each is deleted after it."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"t-{uuid.uuid4().hex[:8]}"
+        cluster.kubectl("create", "namespace", name)
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        # No namespace controller runs on the bare control plane, so waiting would never end.
+        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@pytest.fixture
+def namespace(make_namespace: Callable[[], str]) -> str:
+    return make_namespace()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

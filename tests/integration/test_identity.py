@@ -57,11 +57,8 @@ def status_of(kube: Kube, agent: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def other_namespace(cluster: Any) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+def other_namespace(make_namespace: Callable[[], str]) -> str:
+    return make_namespace()
 
 
 # ---------------------------------------------------------------- Kubernetes ServiceAccounts

@@ -144,7 +144,7 @@ def test_identity_and_tls_settings_from_flags_and_env(monkeypatch: pytest.Monkey
     ([], {"AGENTOPS_TLS": "maybe"}, "AGENTOPS_TLS: 'maybe' is not allowed"),
     (["--tls-secret", "no-namespace"], {}, "--tls-secret: 'no-namespace' is not NAMESPACE/NAME"),
     (["--token-review-cache", "1h"], {}, "--token-review-cache: must be at most 10m"),
-    ([], {"AGENTOPS_STATIC_TOKEN": "short"}, "at least 16 characters"),
+    ([], {"AGENTOPS_STATIC_TOKEN": "short"}, "at least 16 are required"),
     ([], {"AGENTOPS_API_TOKEN": TOKEN}, "AGENTOPS_STATIC_TOKEN"),
     (["--token-file", "/x"], {}, "were replaced"),
     (["--token-audience", " "], {}, "--token-audience must not be empty"),
