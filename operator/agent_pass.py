@@ -61,7 +61,8 @@ class AgentPass:
             rec.status, generation=rec.generation, assessment=assessment, faults=faults,
             last_report_time=format_time(last) if last else None, reporters=summary.reporters if summary else 0,
             instances=instances, now=format_time(wall), healing=rec.healing.to_status(), incidents=rec.incidents,
-            extra_conditions=healing_state.conditions(rec.healing), restart_count=rec.restart_count,
+            extra_conditions=[*healing_state.conditions(rec.healing), *agent_status.sidecar_conditions(rec.sidecar_missing)],
+            restart_count=rec.restart_count,
         )
         if agent_status.needs_write(rec.status, wanted, since_last_write=mono - rec.last_write, heartbeat=self.heartbeat_s):
             self._announce_phase(rec, wanted)

@@ -93,6 +93,18 @@ def desired_status(
     return status
 
 
+def sidecar_conditions(missing: tuple[str, ...] | None) -> list[ConditionSpec]:
+    """SidecarMissing, for an agent whose pods should have the injected sidecar (None: injection does not concern it)."""
+    if missing is None:
+        return []
+    if not missing:
+        return [ConditionSpec("SidecarMissing", "False", "SidecarsInjected", "every pod of the agent runs the AgentOps sidecar")]
+    shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+    return [ConditionSpec("SidecarMissing", "True", "PodsWithoutSidecar",
+                          f"{len(missing)} pod(s) run without the AgentOps sidecar (created while the injection webhook was "
+                          f"unavailable, or injection failed): {shown}; delete them to have them re-created with it")]
+
+
 def signature(status: AgentStatus) -> tuple[Any, ...]:
     """What a change must touch to be worth a write on its own."""
     return (

@@ -147,6 +147,22 @@ class Reconciler:
         google = rec.runtime.service_account if rec.runtime.type == "CloudRun" else None
         return AgentIdentity(rec.service_accounts, google)
 
+    def sidecars_missing(self, found: Mapping[Key, Sequence[str]]) -> None:
+        """The latest scan for bare pods (sidecar_scan): `found` maps each agent injection concerns to
+        its pods without the sidecar; agents not in it are not concerned. An Event names new bare pods."""
+        for key, rec in self.index.agents.items():
+            pods = found.get(key)
+            missing = tuple(sorted(pods)) if pods is not None else None
+            if missing == rec.sidecar_missing:
+                continue
+            new = set(missing or ()) - set(rec.sidecar_missing or ())
+            if new:
+                self.writer.post_event(rec.ref, "Warning", "SidecarMissing",
+                                       f"pod(s) without the AgentOps sidecar: {', '.join(sorted(new))} (created while the "
+                                       "injection webhook was unavailable?); delete them to have them re-created with it")
+            rec.sidecar_missing = missing
+            self.queue.mark("agent", key)
+
     def refused(self, key: Key, caller: Caller, refusal: Refused) -> None:
         """A caller was refused for this Agent: say so on the Agent, at most once a minute per caller and reason."""
         rec = self.index.agents.get(key)

@@ -63,6 +63,9 @@ class AgentRecord:
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
     # spec.identity.serviceAccounts: who (besides the namespace check) may speak for it; empty: any.
     service_accounts: frozenset[str] = frozenset()
+    # Pods that should carry the injected sidecar and do not (sidecar_scan); None: injection
+    # does not concern this agent (no opted-in namespace or pod), so no SidecarMissing condition.
+    sidecar_missing: tuple[str, ...] | None = None
     healing: healing_state.HealingState = field(default_factory=healing_state.HealingState)
     incidents: list[Incident] = field(default_factory=list)
     outcome: RestartOutcome | None = None  # the runtime's answer to the restart in flight

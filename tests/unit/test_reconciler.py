@@ -746,3 +746,32 @@ def test_restart_annotation_restarts_a_process_agent_once_per_value(env: Env) ->
     env.r.agent_event("MODIFIED", annotated)
     env.r.process()
     assert env.r.board.restart_request(key) == token
+
+def sidecar_missing(status: AgentStatus) -> dict[str, Any] | None:
+    return next((dict(c) for c in status.get("conditions") or () if c["type"] == "SidecarMissing"), None)
+
+
+def test_pods_without_the_injected_sidecar_are_reported_on_their_agent(env: Env) -> None:
+    env.r.agent_event("ADDED", agent("bot"))
+    env.r.agent_event("ADDED", agent("other"))
+    env.r.process()
+    assert sidecar_missing(env.writer.writes_for("Agent", "bot")[-1]) is None  # injection does not concern it yet
+    env.writer.clear()
+    env.r.sidecars_missing({Key(NS, "bot"): ["bot-7d9-abcde", "bot-7d9-fghij"]})
+    env.r.process()
+    condition = sidecar_missing(env.writer.writes_for("Agent", "bot")[-1])
+    assert condition is not None and (condition["status"], condition["reason"]) == ("True", "PodsWithoutSidecar")
+    assert "bot-7d9-abcde, bot-7d9-fghij" in condition["message"]
+    assert env.writer.reasons("Agent", "bot") == ["SidecarMissing"]
+    assert env.writer.writes_for("Agent", "other") == []  # not concerned: untouched
+    # The same finding again: no new Event, no write.
+    env.writer.clear()
+    env.r.sidecars_missing({Key(NS, "bot"): ["bot-7d9-fghij", "bot-7d9-abcde"]})
+    env.r.process()
+    assert env.writer.events == [] and env.writer.statuses == []
+    # Re-created with the sidecar: the condition clears.
+    env.r.sidecars_missing({Key(NS, "bot"): []})
+    env.r.process()
+    condition = sidecar_missing(env.writer.writes_for("Agent", "bot")[-1])
+    assert condition is not None and (condition["status"], condition["reason"]) == ("False", "SidecarsInjected")
+    assert env.writer.events == []
