@@ -5,15 +5,29 @@ namespace and a mount namespace of its own (see launcher.py); all containers of 
 share the pod's network namespace, so 127.0.0.1 between them works as in a real pod.
 restartPolicy Always: a container that exits is started again after the kubelet's
 back-off (10 s, doubling, at most 5 min); a failed liveness probe stops it first.
+
 Probes are httpGet and tcpSocket, from the node namespace to the pod's address, as a
 kubelet probes from the host. The status is written like a kubelet's (phase, podIP,
 conditions, containerStatuses) whenever something in it changes.
 
-Deletion is graceful: SIGTERM to every container, SIGKILL after the grace period, then
-the namespace and the volumes are removed and the Pod deleted with grace 0 (what tells
-the API server the kubelet is done). No resource limits (no cgroups), no seccomp, no
-image pull, no exec/tcp/grpc probes other than tcpSocket, no lifecycle hooks, no init
-containers: a pod that asks for one of those is refused with a message.
+Native sidecars (KEP-753: init containers with ``restartPolicy: Always``) as the kubelet
+runs them: started in their order, each one started - its startupProbe passed, else
+running - before the next and before the regular containers; restarted when they exit;
+reported in initContainerStatuses; their readiness counts for the pod's Ready and
+ContainersReady, and the pod is Initialized (and leaves Pending) once all have started.
+Run-to-completion init containers are refused (below).
+
+Deletion is graceful: SIGTERM to the regular containers, SIGKILL after the grace period;
+then the sidecars in reverse order, each with what is left of the grace (at least the
+kubelet's 2 s); then the namespace and the volumes are removed and the Pod deleted with
+grace 0 (what tells the API server the kubelet is done). No resource limits (no
+cgroups), no seccomp, no image pull, no exec/grpc probes, no lifecycle hooks, no
+run-to-completion init containers: a pod that asks for one of those is refused with a
+message.
+
+The node agent's log records each container's life in order, one line per step, for
+tests to read (the kubelet's Events carry whole seconds, too coarse to order them):
+``container <namespace>/<pod>/<name> running pid=<pid>|started|stopping|stopped exit=<code>``.
 """
 
 from __future__ import annotations
@@ -44,10 +58,16 @@ from .volumes import NotYet, PodConfigError, container_argv, container_env, cont
 log = logging.getLogger(__name__)
 LAUNCHER = Path(__file__).with_name("launcher.py")
 BACKOFF_INITIAL, BACKOFF_MAX = 10.0, 300.0  # the kubelet's container restart back-off
+MIN_GRACE = 2.0  # the kubelet's minimumGracePeriodInSeconds: a sidecar whose turn comes late still gets this
 
 
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def exit_code(returned: int) -> int:
+    """A process's exit status as container runtimes report it: killed by a signal is 128 + its number."""
+    return 128 - returned if returned < 0 else returned
 
 
 @dataclass
@@ -65,15 +85,20 @@ class NodeContext:
 
 
 class Container:
-    def __init__(self, pod: PodRunner, spec: Obj) -> None:
+    def __init__(self, pod: PodRunner, spec: Obj, *, waiting: str = "ContainerCreating") -> None:
         self.pod, self.spec, self.name = pod, spec, spec["name"]
         self.restart_count = 0
-        self.state: Obj = {"waiting": {"reason": "ContainerCreating"}}
+        self.state: Obj = {"waiting": {"reason": waiting}}
         self.last_state: Obj = {}
         self.started = False
+        self.has_started = asyncio.Event()  # set while `started` is True: what the next init container waits for
         self.ready = False
         self.proc: asyncio.subprocess.Process | None = None
         self.stopping = False
+
+    def record(self, step: str) -> None:
+        """One line of the container's life in the node log (the module docstring gives the format)."""
+        log.info("container %s/%s %s", self.pod.key, self.name, step)
 
     def status(self) -> Obj:
         return {"name": self.name, "image": self.spec["image"], "imageID": "", "ready": self.ready,
@@ -97,15 +122,18 @@ class Container:
                 log_file.close()
             started_at = now()
             self.state = {"running": {"startedAt": started_at}}
+            self.record(f"running pid={self.proc.pid}")
             self.pod.changed()
             probes = asyncio.create_task(self._probe())
-            returned = await self.proc.wait()
-            code = 128 - returned if returned < 0 else returned  # killed by a signal: 128 + its number, as runtimes say
+            code = exit_code(await self.proc.wait())
             probes.cancel()
             self.started = self.ready = False
+            self.has_started.clear()
             finished = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
                         "startedAt": started_at, "finishedAt": now()}
-            if self.stopping:
+            # The kubelet restarts nothing in a pod that is terminating: a sidecar that exits
+            # while the regular containers stop stays down.
+            if self.stopping or self.pod.terminating.is_set():
                 self.state = {"terminated": finished}
                 self.pod.changed()
                 return
@@ -124,15 +152,17 @@ class Container:
         proc = self.proc
         if proc is None or proc.returncode is not None:
             return
+        self.record(f"stopping grace={grace:.0f}s")
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), timeout=grace)
+            returned = await asyncio.wait_for(proc.wait(), timeout=grace)
         except asyncio.TimeoutError:
             log.info("%s/%s did not stop within %.0f s; SIGKILL", self.pod.key, self.name, grace)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            returned = await proc.wait()
+        self.record(f"stopped exit={exit_code(returned)}")
 
     # --- probes ---
 
@@ -141,6 +171,8 @@ class Container:
         if startup:
             await self._until(startup, want=True)
         self.started = True
+        self.has_started.set()
+        self.record("started")
         self.ready = readiness is None
         self.pod.changed()
         tasks = []
@@ -237,7 +269,13 @@ class PodRunner:
         self.ip = ctx.free_ips.pop(0)
         self.dir = ctx.workdir / "pods" / self.uid
         self.logdir = ctx.logdir / f"{meta['namespace']}_{meta['name']}"
-        self.containers = [Container(self, c) for c in pod["spec"]["containers"]]
+        # Native sidecars (restartPolicy Always); any other init container is refused in _prepare.
+        self.sidecars = [Container(self, c) for c in pod["spec"].get("initContainers") or []]
+        self.containers = [Container(self, c, waiting="PodInitializing" if self.sidecars else "ContainerCreating")
+                           for c in pod["spec"]["containers"]]
+        # The kubelet's Initialized: every sidecar has started once (a later restart of one
+        # does not undo it, the regular containers have run).
+        self.initialized = not self.sidecars
         self.terminating = asyncio.Event()
         self.grace: float = 30
         self._delete_when_done = True
@@ -277,8 +315,7 @@ class PodRunner:
                 "options ndots:5\n")
             specs = await self._prepare()
             if specs is not None:
-                container_tasks = [asyncio.create_task(c.run(s)) for c, s in zip(self.containers, specs)]
-                self.changed()
+                await self._start(specs, container_tasks)
             await self.terminating.wait()
         except PodConfigError as e:
             log.error("pod %s cannot run on this node: %s", self.key, e)
@@ -289,7 +326,7 @@ class PodRunner:
             log.exception("pod %s failed on this node", self.key)
             await self.terminating.wait()
         finally:
-            await asyncio.gather(*(c.stop(self.grace) for c in self.containers), return_exceptions=True)
+            await self._stop_containers()
             for t in container_tasks:
                 t.cancel()
             await asyncio.to_thread(network.delete_netns, self.netns)
@@ -303,11 +340,46 @@ class PodRunner:
                                           {"gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}})
             log.info("pod %s deleted", self.key)
 
+    async def _start(self, specs: list[Obj], tasks: list[asyncio.Task[None]]) -> None:
+        """The sidecars one after another, each started before the next; then the regular containers."""
+        n = len(self.sidecars)
+        for sidecar, launch in zip(self.sidecars, specs[:n]):
+            tasks.append(asyncio.create_task(sidecar.run(launch)))
+            self.changed()
+            if not await self._started_or_terminating(sidecar):
+                return
+        self.initialized = True
+        tasks.extend(asyncio.create_task(c.run(s)) for c, s in zip(self.containers, specs[n:]))
+        self.changed()
+
+    async def _started_or_terminating(self, container: Container) -> bool:
+        waits = [asyncio.create_task(container.has_started.wait()), asyncio.create_task(self.terminating.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        return not self.terminating.is_set()
+
+    async def _stop_containers(self) -> None:
+        """As the kubelet orders termination: the regular containers together, then the sidecars
+        in reverse order, each waiting for the ones before it; all within one grace period."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace
+        await asyncio.gather(*(c.stop(self.grace) for c in self.containers), return_exceptions=True)
+        for sidecar in reversed(self.sidecars):
+            with contextlib.suppress(Exception):
+                await sidecar.stop(max(deadline - loop.time(), MIN_GRACE))
+
     async def _prepare(self) -> list[Obj] | None:
-        """Volumes and every container's launch spec; waits (as ContainerCreating) for missing objects."""
+        """Volumes and every container's launch spec (sidecars first); waits (as ContainerCreating) for
+        missing objects."""
         spec = self.pod["spec"]
-        refused = [f for f in ("initContainers", "ephemeralContainers") if spec.get(f)]
-        refused += [f"{c['name']}.{f}" for c in spec["containers"] for f in ("lifecycle", "volumeDevices") if c.get(f)]
+        refused = [f for f in ("ephemeralContainers",) if spec.get(f)]
+        refused += [f"initContainers[{c['name']}] (run to completion: only restartPolicy Always is)"
+                    for c in spec.get("initContainers") or [] if c.get("restartPolicy") != "Always"]
+        refused += [f"{c['name']}.{f}" for c in [*(spec.get("initContainers") or []), *spec["containers"]]
+                    for f in ("lifecycle", "volumeDevices") if c.get(f)]
         if refused:
             raise PodConfigError(f"not supported by this node agent: {', '.join(refused)}")
         while not self.terminating.is_set():
@@ -315,7 +387,7 @@ class PodRunner:
                 for volume in spec.get("volumes") or []:
                     await prepare_volume(self.ctx.api, self.pod, volume, self.dir / "volumes" / volume["name"], self.ip)
                 service_env = self.ctx.proxy.environment(self.pod["metadata"]["namespace"])
-                return [await self._launch_spec(c, service_env) for c in spec["containers"]]
+                return [await self._launch_spec(c.spec, service_env) for c in [*self.sidecars, *self.containers]]
             except NotYet as e:
                 if self.waiting_message != str(e):
                     log.info("pod %s waits: %s", self.key, e)
@@ -367,23 +439,27 @@ class PodRunner:
             self._conditions[kind] = old
         return old
 
+    def _container_status(self, c: Container) -> Obj:
+        s = c.status()
+        if self.waiting_message and "waiting" in c.state and c.state["waiting"]["reason"] == "ContainerCreating":
+            s["state"] = {"waiting": {"reason": "ContainerCreating", "message": self.waiting_message}}
+        return s
+
     def status(self) -> Obj:
-        running = any("running" in c.state for c in self.containers)
-        ready = all(c.ready for c in self.containers)
-        statuses = []
-        for c in self.containers:
-            s = c.status()
-            if self.waiting_message and "waiting" in c.state and c.state["waiting"]["reason"] == "ContainerCreating":
-                s["state"] = {"waiting": {"reason": "ContainerCreating", "message": self.waiting_message}}
-            statuses.append(s)
+        every = [*self.sidecars, *self.containers]
+        # The kubelet's getPhase: Pending until initialized, then Running while anything runs.
+        running = self.initialized and any("running" in c.state for c in every)
+        ready = all(c.ready for c in every)  # sidecars count for ContainersReady (GenerateContainersReadyCondition)
         return {
             "phase": "Running" if running else "Pending",
             "hostIP": network.NODE_IP, "hostIPs": [{"ip": network.NODE_IP}],
             "podIP": self.ip, "podIPs": [{"ip": self.ip}], "startTime": self.start_time,
-            "conditions": [self._condition("PodReadyToStartContainers", True), self._condition("Initialized", True),
+            "conditions": [self._condition("PodReadyToStartContainers", True),
+                           self._condition("Initialized", self.initialized),
                            self._condition("Ready", ready), self._condition("ContainersReady", ready),
                            self._condition("PodScheduled", True)],
-            "containerStatuses": statuses,
+            **({"initContainerStatuses": [self._container_status(c) for c in self.sidecars]} if self.sidecars else {}),
+            "containerStatuses": [self._container_status(c) for c in self.containers],
         }
 
     async def _write_status(self) -> None:
