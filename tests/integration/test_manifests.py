@@ -48,6 +48,7 @@ SIDECAR = "system:serviceaccount:agents-demo:agentops-sidecar"
 AGENTS, FAULTS, CHECKS = "agents.agentops.dev", "faults.agentops.dev", "resiliencechecks.agentops.dev"
 DEPLOYMENTS, CRDS = "deployments.apps", "customresourcedefinitions.apiextensions.k8s.io"
 CLUSTERROLES = "clusterroles.rbac.authorization.k8s.io"
+WEBHOOKS = "mutatingwebhookconfigurations.admissionregistration.k8s.io"
 
 # (verb, resource, subresource), asked cluster-wide. Why each is needed:
 # manifests/base/operator-rbac.yaml, next to each rule.
@@ -62,6 +63,9 @@ OPERATOR_NEEDS = [
     # Who a sidecar is (TokenReview), and the CA bundle it is given (ConfigMap agentops-ca).
     ("create", "tokenreviews.authentication.k8s.io", ""),
     ("create", "configmaps", ""), ("get", "configmaps/agentops-ca", ""), ("update", "configmaps/agentops-ca", ""),
+    # Sidecar injection: its webhook configuration's caBundle, and the pods that lack the sidecar.
+    ("get", f"{WEBHOOKS}/agentops-sidecar-injector", ""), ("update", f"{WEBHOOKS}/agentops-sidecar-injector", ""),
+    ("list", "pods", ""),
 ]
 OPERATOR_REFUSED = [
     # Spec and lifecycle of the custom resources belong to people and GitOps - but for
@@ -74,7 +78,10 @@ OPERATOR_REFUSED = [
     *[(verb, "secrets", "") for verb in ("get", "list", "watch")],
     ("get", "configmaps", ""), ("list", "configmaps", ""), ("get", "configmaps/kube-root-ca.crt", ""),
     ("delete", "configmaps/agentops-ca", ""), ("patch", "configmaps/agentops-ca", ""),
-    ("get", "pods", ""), ("delete", "pods", ""), ("create", "pods", "exec"),
+    ("get", "pods", ""), ("watch", "pods", ""), ("delete", "pods", ""), ("create", "pods", "exec"),
+    # Only its own webhook configuration's caBundle; no other admission webhook, none created.
+    ("get", WEBHOOKS, ""), ("list", WEBHOOKS, ""), ("create", WEBHOOKS, ""), ("delete", f"{WEBHOOKS}/agentops-sidecar-injector", ""),
+    ("update", f"{WEBHOOKS}/someone-elses", ""), ("update", "validatingwebhookconfigurations.admissionregistration.k8s.io", ""),
     # Authentication only: no authorization reviews on others' behalf.
     ("create", "subjectaccessreviews.authorization.k8s.io", ""),
     # A restart patches the pod template; nothing else on Deployments.
@@ -177,18 +184,20 @@ def test_base_installs_what_the_operator_needs(renderings: dict[str, Rendering])
     assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
     service = base.find("Service", "agentops-operator")
     assert service["spec"]["ports"] == [{"name": "api", "port": 8080, "targetPort": "api"}]
-    chat = renderings["manifests/samples/cluster"].find("Deployment", "chat")["spec"]["template"]["spec"]
-    (sidecar,) = [c for c in chat["containers"] if c["name"] == "sidecar"]
-    sidecar_env = {e["name"]: e.get("value") for e in sidecar["env"]}
-    assert sidecar_env["AGENTOPS_OPERATOR_URL"] == "https://agentops-operator.agentops-system.svc:8080"
-    # The sidecar's identity: a projected token for the operator's audience, short-lived; its trust: the CA ConfigMap.
-    mounts = {m["name"]: m["mountPath"] for m in sidecar["volumeMounts"]}
-    volumes = {v["name"]: v for v in chat["volumes"]}
-    (source,) = volumes["agentops-identity"]["projected"]["sources"]
-    assert source == {"serviceAccountToken": {"audience": "agentops", "expirationSeconds": 3600, "path": "token"}}
-    assert sidecar_env["AGENTOPS_IDENTITY_TOKEN_FILE"] == f"{mounts['agentops-identity']}/token"
-    assert volumes["agentops-ca"]["configMap"]["name"] == "agentops-ca"
-    assert sidecar_env["AGENTOPS_OPERATOR_CA_FILE"] == f"{mounts['agentops-ca']}/ca.crt"
+    # The samples carry no sidecar: the operator's webhook injects it (tests/integration/test_injection.py).
+    for name in ("chat", "summary"):
+        pod = renderings["manifests/samples/cluster"].find("Deployment", name)["spec"]["template"]["spec"]
+        assert [c["name"] for c in pod["containers"]] == ["agent"] and not pod.get("initContainers"), name
+    (webhook_config,) = base.of_kind("MutatingWebhookConfiguration")
+    for webhook in webhook_config["webhooks"]:
+        assert (webhook["failurePolicy"], webhook["sideEffects"], webhook["timeoutSeconds"]) == ("Ignore", "None", 5), webhook
+        assert webhook["clientConfig"]["service"] == {"name": "agentops-operator", "namespace": "agentops-system", "port": 8080,
+                                                      "path": "/mutate-pods"}
+        assert "caBundle" not in webhook["clientConfig"]  # the operator fills it in
+        never = next(e for e in webhook["namespaceSelector"]["matchExpressions"] if e["key"] == "kubernetes.io/metadata.name")
+        assert never["operator"] == "NotIn" and {"kube-system", "agentops-system"} <= set(never["values"])
+        assert webhook["rules"] == [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
+                                     "scope": "Namespaced"}]
 
 
 @pytest.mark.parametrize("path", [p for p in KUSTOMIZATIONS if p != "crds"])
@@ -425,7 +434,9 @@ def test_the_e2e_workflow_walks_the_original_workflow_on_kind() -> None:
         "kubectl apply -k manifests/overlays/kind",
         "--for=condition=Established",
         "--for=condition=Available deployment/agentops-operator",
+        "kubectl label namespace \"$NS\" agentops.dev/inject=enabled",
         "kubectl apply -k manifests/samples/cluster",
+        "initContainers[0].name",
         "--for=condition=Ready agent/chat",
         "faults/latency.yaml",
         "=Degraded agent/chat",
