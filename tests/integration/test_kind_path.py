@@ -17,7 +17,10 @@ put together from real parts and one stand-in:
 Networking stays inside namespaces this test makes: the control plane, the node agent,
 its bridge and Service proxy live in the node's network namespace (this module's
 thread joins it, so kubectl and urllib here talk to 127.0.0.1 there), each pod in its
-own. Everything is removed on the way out, also when a test fails or times out (the
+own. The API server calls the operator's sidecar-injection webhook as it does on kind:
+its default service resolver turns the Service into https://<ClusterIP>:<port> (no DNS
+involved; the TLS name is <service>.<namespace>.svc), and the node agent's Service proxy
+listens on that ClusterIP in the very namespace the API server runs in. Everything is removed on the way out, also when a test fails or times out (the
 timeout interrupts the test in the main thread so the fixture's cleanup runs).
 
 Without root, `ip netns` or Go (to build kube-controller-manager) the module fails with
@@ -55,6 +58,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 NS = "agents-demo"
 API_PORT = 6443  # alone in the node namespace: the port kind's API server uses
+SIDECAR = "agentops-sidecar"  # the injected native sidecar's name (operator/injection.py)
 
 # A controller-manager for what these manifests need; the rest stays off to spare CPU.
 CONTROLLERS = ("deployment-controller", "replicaset-controller", "endpointslice-controller",
@@ -240,7 +244,7 @@ def test_readme_path_installs_agentops_and_both_agents_become_ready(node_cluster
     last = next(i for i, line in enumerate(lines) if "--for=condition=Ready agent/chat agent/summary" in line)
     install = [line for line in lines[: last + 1] if line not in replaced]
     for expected in ("kubectl apply -k manifests/overlays/kind", "kubectl apply -k manifests/samples/cluster",
-                     "deployment/agentops-operator"):
+                     "deployment/agentops-operator", f"kubectl label namespace {NS} agentops.dev/inject=enabled"):
         assert any(expected in line for line in install), f"README no longer says {expected!r}"
     assert not [line for line in install if "secret" in line], "no shared secret is created any more"
     node_cluster.sh("\n".join(install), timeout=190)
@@ -252,6 +256,34 @@ def test_readme_path_installs_agentops_and_both_agents_become_ready(node_cluster
     # The operator pod got the projected ServiceAccount token the admission plugin adds.
     operator_volumes = running["agentops-operator"]["spec"]["volumes"]
     assert any(v["name"].startswith("kube-api-access-") for v in operator_volumes), operator_volumes
+
+
+def _life(cluster: NodeCluster, namespace: str, pod: str) -> list[tuple[str, str]]:
+    """(container, step) in the order the node agent recorded them (kind_node/pods.py: running, started,
+    stopping, stopped)."""
+    pattern = re.compile(rf"container {re.escape(namespace)}/{re.escape(pod)}/(\S+) (running|started|stopping|stopped)\b")
+    return [(m.group(1), m.group(2)) for m in map(pattern.search, cluster.node_log.read_text().splitlines()) if m]
+
+
+def _before(life: list[tuple[str, str]], first: tuple[str, str], then: tuple[str, str]) -> bool:
+    return first in life and then in life and life.index(first) < life.index(then)
+
+
+def test_the_webhook_injected_a_native_sidecar_that_started_first(node_cluster: NodeCluster) -> None:
+    """The operator's webhook, called by the real API server, put the sidecar in as a native sidecar;
+    the node started it (its startup probe passed, if it has one) before the agent."""
+    # The pod is Ready only once the sidecar's readiness probe (its probe of the agent) passed.
+    node_cluster.kubectl("wait", "-n", NS, "pod", "-l", "agentops.dev/agent=chat", "--for=condition=Ready",
+                         "--timeout=60s")
+    (chat,) = node_cluster.get("pods", "-n", NS, "-l", "agentops.dev/agent=chat")["items"]
+    spec, status = chat["spec"], chat["status"]
+    first = (spec.get("initContainers") or [{}])[0]
+    assert first.get("name") == SIDECAR and first.get("restartPolicy") == "Always", spec.get("initContainers")
+    assert [c["name"] for c in spec["containers"]] == ["agent"], "no sidecar among the regular containers"
+    (sidecar,) = status["initContainerStatuses"]
+    assert sidecar["started"] and sidecar["ready"] and "running" in sidecar["state"], sidecar
+    life = _life(node_cluster, NS, chat["metadata"]["name"])
+    assert _before(life, (SIDECAR, "started"), ("agent", "running")), life
 
 
 def _proc_status(pid: int) -> dict[str, str]:
@@ -271,8 +303,9 @@ def _mounts(pid: int) -> dict[str, set[str]]:
 def test_containers_run_as_the_pod_asks(node_cluster: NodeCluster) -> None:
     """The security context and the pod's namespaces, read from the processes themselves."""
     (chat,) = node_cluster.get("pods", "-n", NS, "-l", "agentops.dev/agent=chat")["items"]
-    pids = {s["name"]: int(s["containerID"].removeprefix("process://")) for s in chat["status"]["containerStatuses"]}
-    assert set(pids) == {"agent", "sidecar"}, pids
+    statuses = [*chat["status"].get("initContainerStatuses", []), *chat["status"]["containerStatuses"]]
+    pids = {s["name"]: int(s["containerID"].removeprefix("process://")) for s in statuses}
+    assert set(pids) == {"agent", SIDECAR}, pids
     netns = {os.stat(f"/proc/{pid}/ns/net").st_ino for pid in pids.values()}
     assert len(netns) == 1, "the containers of one pod share its network namespace"
     assert netns != {os.stat("/proc/thread-self/ns/net").st_ino}, "the pod has a network namespace of its own"
@@ -284,13 +317,13 @@ def test_containers_run_as_the_pod_asks(node_cluster: NodeCluster) -> None:
         mounts = _mounts(pid)
         assert "ro" in mounts["/"], "readOnlyRootFilesystem: / is read-only for the container"
         assert "rw" in mounts["/tmp"], "the emptyDir on /tmp is writable"
-        assert "ro" in mounts["/run/secrets/agentops.dev/identity" if name == "sidecar" else "/etc/resolv.conf"]
+        assert "ro" in mounts["/run/secrets/agentops.dev/identity" if name == SIDECAR else "/etc/resolv.conf"]
     # The sidecar's identity: a projected token for the operator's audience only, readable by the pod's group.
-    sidecar_token = Path(f"/proc/{pids['sidecar']}/root/run/secrets/agentops.dev/identity/token")
+    sidecar_token = Path(f"/proc/{pids[SIDECAR]}/root/run/secrets/agentops.dev/identity/token")
     assert sidecar_token.stat().st_gid == 10001 and sidecar_token.stat().st_mode & 0o002 == 0
     claims = json.loads(base64.urlsafe_b64decode(sidecar_token.read_text().split(".")[1] + "=="))
     assert claims["aud"] == ["agentops"] and claims["sub"] == f"system:serviceaccount:{NS}:agentops-sidecar", claims
-    ca = Path(f"/proc/{pids['sidecar']}/root/run/secrets/agentops.dev/ca/ca.crt")
+    ca = Path(f"/proc/{pids[SIDECAR]}/root/run/secrets/agentops.dev/ca/ca.crt")
     assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
 
 
@@ -315,6 +348,11 @@ def test_a_crash_fault_is_healed_by_a_restart(node_cluster: NodeCluster) -> None
     assert all(p["status"]["phase"] == "Running" for p in after), [p["status"] for p in after]
     template = node_cluster.get("deployment", "chat", "-n", NS)["spec"]["template"]["metadata"]["annotations"]
     assert "kubectl.kubernetes.io/restartedAt" in template, template
+    # The old pod stopped as the kubelet stops a pod with a native sidecar: the agent first,
+    # its sidecar only after the agent had exited.
+    for old in before:
+        life = _life(node_cluster, NS, old)
+        assert _before(life, ("agent", "stopped"), (SIDECAR, "stopping")), life
 
 
 def test_the_ui_serves_its_overview_through_its_service(node_cluster: NodeCluster) -> None:
@@ -348,3 +386,67 @@ def test_a_container_that_exits_is_restarted(node_cluster: NodeCluster) -> None:
     node_cluster.kubectl("wait", "-n", NS, f"pod/{name}", "--for=condition=Ready", "--timeout=60s")
     (after,) = node_cluster.get("pod", name, "-n", NS)["status"]["containerStatuses"]
     assert after["lastState"]["terminated"]["exitCode"] == 137, after
+
+
+# A container that sleeps until stopped (the image's interpreter; SIGTERM ends it at once).
+SLEEP = ["python", "-c", "import time; time.sleep(86400)"]
+
+
+def _listen_after(port: int, delay: float) -> list[str]:
+    """A container that starts listening on `port` after `delay` seconds, then sleeps until stopped."""
+    return ["python", "-c", f"import socket, time; time.sleep({delay}); s = socket.create_server(('', {port})); "
+                            "time.sleep(86400)"]
+
+
+def test_native_sidecars_start_in_order_restart_and_stop_last(node_cluster: NodeCluster) -> None:
+    """The node agent on its own, with a hand-written pod: two native sidecars and one container."""
+    ns, name = "native-sidecars", "ordered"
+    node_cluster.kubectl("create", "namespace", ns)
+    _wait("the namespace's default ServiceAccount",
+          lambda: subprocess.run([str(node_cluster.kubectl_path), "get", "serviceaccount", "default", "-n", ns],
+                                 capture_output=True, env=node_cluster.env(), check=False).returncode == 0, 30)
+    tcp = {"periodSeconds": 1, "failureThreshold": 60}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns}, "spec": {
+        "automountServiceAccountToken": False, "terminationGracePeriodSeconds": 10,
+        "initContainers": [
+            # Started only once it listens: the next containers wait for its startup probe.
+            {"name": "first", "image": "agentops:dev", "restartPolicy": "Always", "command": _listen_after(9001, 2),
+             "startupProbe": {"tcpSocket": {"port": 9001}, **tcp}},
+            # Started once running; never ready, which keeps the whole pod unready.
+            {"name": "second", "image": "agentops:dev", "restartPolicy": "Always", "command": SLEEP,
+             "readinessProbe": {"tcpSocket": {"port": 9002}, **tcp}},
+        ],
+        "containers": [{"name": "main", "image": "agentops:dev", "command": SLEEP}]}}
+    subprocess.run([str(node_cluster.kubectl_path), "apply", "-f", "-"], input=json.dumps(pod), text=True,
+                   check=True, capture_output=True, env=node_cluster.env())
+    node_cluster.kubectl("wait", "-n", ns, f"pod/{name}", "--timeout=60s",
+                         "--for=jsonpath={.status.containerStatuses[0].ready}=true")
+
+    status = node_cluster.get("pod", name, "-n", ns)["status"]
+    assert [s["name"] for s in status["initContainerStatuses"]] == ["first", "second"], status
+    assert [s["name"] for s in status["containerStatuses"]] == ["main"], status
+    assert all(s["started"] and "running" in s["state"] for s in status["initContainerStatuses"]), status
+    assert [s["ready"] for s in status["initContainerStatuses"]] == [True, False], status
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert status["phase"] == "Running" and conditions["Initialized"] == "True", status
+    assert conditions["ContainersReady"] == conditions["Ready"] == "False", "an unready sidecar keeps the pod unready"
+    life = _life(node_cluster, ns, name)
+    assert _before(life, ("first", "started"), ("second", "running")), life
+    assert _before(life, ("second", "started"), ("main", "running")), life
+
+    # A sidecar that exits is restarted (after the kubelet's first back-off); the container stays.
+    os.kill(int(status["initContainerStatuses"][0]["containerID"].removeprefix("process://")), signal.SIGKILL)
+    node_cluster.kubectl("wait", "-n", ns, f"pod/{name}", "--timeout=60s",
+                         "--for=jsonpath={.status.initContainerStatuses[0].restartCount}=1")
+    node_cluster.kubectl("wait", "-n", ns, f"pod/{name}", "--timeout=60s",
+                         "--for=jsonpath={.status.initContainerStatuses[0].started}=true")
+    after = node_cluster.get("pod", name, "-n", ns)["status"]
+    assert after["containerStatuses"][0]["restartCount"] == 0, after
+    assert after["initContainerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137, after
+
+    # Deletion: the container first, then the sidecars in reverse order, each after the one before exited.
+    node_cluster.kubectl("delete", "pod", name, "-n", ns, "--wait=true", "--timeout=60s")
+    life = _life(node_cluster, ns, name)
+    assert _before(life, ("main", "stopped"), ("second", "stopping")), life
+    assert _before(life, ("second", "stopped"), ("first", "stopping")), life
+    node_cluster.kubectl("delete", "namespace", ns, "--wait=false")
