@@ -5,6 +5,8 @@
                                                 ?version=<held>&wait=<seconds>
     GET  /healthz                               liveness (no auth)
     GET  /metrics                               Prometheus (no auth; no secrets in it)
+    POST /mutate-pods                           sidecar injection, for the API server (no auth;
+                                                operator/admission.py; unless --webhook-configuration off)
 
 `/v1/*` needs `Authorization: Bearer <token>`: the caller's identity (authentication)
 and then its right to speak for the Agent named in the path or the report
@@ -72,7 +74,9 @@ def _refusal(metrics: OperatorMetrics, refusal: Refused) -> web.Response:
     return _error(refusal.status, refusal.message, **headers)
 
 
-def build_app(operator: SidecarPort, metrics: OperatorMetrics, *, auth: Authenticator, lease_s: float) -> web.Application:
+def build_app(operator: SidecarPort, metrics: OperatorMetrics, *, auth: Authenticator, lease_s: float,
+              admission: Handler | None = None) -> web.Application:
+    """The API; with `admission`, also the sidecar-injection webhook at POST /mutate-pods (operator/admission.py)."""
     def check(request: web.Request, key: Key) -> None:
         """Raise Refused unless this request's caller may speak for `key` (an Event on the Agent when refused)."""
         caller: Caller = request["caller"]
@@ -161,4 +165,7 @@ def build_app(operator: SidecarPort, metrics: OperatorMetrics, *, auth: Authenti
     app.router.add_get("/v1/assignments/{namespace}/{agent}", assignments)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
+    if admission is not None:
+        # Outside /v1/, so no bearer token: the API server calls it (see admission.py).
+        app.router.add_post("/mutate-pods", admission)
     return app

@@ -8,6 +8,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from agentops_operator.callers import REFUSAL_REASONS
 
+# Results of the sidecar-injection webhook (operator/admission.py): the pod got the sidecar,
+# was admitted unchanged (opted out, already injected, not injectable...), the review was
+# malformed (400), or deciding failed (a bug: the pod is admitted unchanged).
+ADMISSION_RESULTS = ("injected", "skipped", "invalid", "error")
+
 
 class OperatorMetrics:
     def __init__(self) -> None:
@@ -66,6 +71,22 @@ class OperatorMetrics:
         )
         self.tls_not_after = Gauge(
             "agentops_tls_certificate_expiry_timestamp_seconds", "When the sidecar API's serving certificate expires (Unix time).", registry=r
+        )
+        self.admission_reviews = Counter(
+            "agentops_admission_reviews_total",
+            "Pod admission reviews answered by the sidecar-injection webhook, by result (injected, skipped, invalid, error); "
+            "every pod is admitted whatever the result.",
+            ["result"], registry=r,
+        )
+        for result in ADMISSION_RESULTS:  # every result shows, at 0, before it first happens
+            self.admission_reviews.labels(result=result)
+        # The API server waits for this inside its --request-timeout for the pod's create
+        # call (the webhook's own timeout is 5 s): the buckets resolve sub-millisecond answers.
+        self.admission_seconds = Histogram(
+            "agentops_admission_review_duration_seconds",
+            "Time from an admission review's arrival to the operator's answer (reading and parsing included).",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0),
+            registry=r,
         )
         self.reconcile_seconds = Histogram(
             "agentops_reconcile_pass_duration_seconds",

@@ -37,6 +37,11 @@ class OperatorSettings:
     tls_hosts: tuple[str, ...] = ()  # names and IPs in the certificate; empty: the operator Service's names + loopback
     ca_configmap: str | None = "agentops-ca"  # published with the CA into every watched namespace with Agents; None: not
     tls_check_interval_s: float = 60.0  # how often the Secret is re-read (renewal due? rotated by someone else?)
+    # Sidecar injection (POST /mutate-pods): the MutatingWebhookConfiguration whose caBundle the
+    # operator keeps equal to its CA; None: no admission route, no caBundle management.
+    webhook_configuration: str | None = "agentops-sidecar-injector"
+    sidecar_image: str = "agentops:dev"  # of injected sidecars; from_args prefers AGENTOPS_OPERATOR_IMAGE
+    sidecar_operator_url: str = ""  # what injected sidecars dial; empty: the operator Service in the control namespace
     lease_s: float = 30.0
     status_heartbeat_s: float = 60.0
     max_writes_in_flight: int = 8
@@ -69,6 +74,14 @@ class OperatorSettings:
             return self.tls_hosts
         ns = self.tls_secret_ref[0]
         return (f"agentops-operator.{ns}.svc", f"agentops-operator.{ns}.svc.cluster.local", "localhost", "127.0.0.1")
+
+    @property
+    def sidecar_operator_address(self) -> str:
+        """The operator's URL as injected sidecars dial it: the Service named in the serving certificate."""
+        if self.sidecar_operator_url:
+            return self.sidecar_operator_url
+        scheme = "http" if self.tls == "off" else "https"
+        return f"{scheme}://agentops-operator.{self.control_namespace}.svc:{self.http_port}"
 
 
 DEFAULTS = defaults(OperatorSettings)
@@ -136,6 +149,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ca-configmap", default=None,
                    help="ConfigMap the CA bundle is published as (key ca.crt) in every watched namespace that has Agents, "
                         f"for their sidecars to mount; 'off' publishes nothing (env AGENTOPS_CA_CONFIGMAP; default {d['ca_configmap']})")
+    p.add_argument("--webhook-configuration", default=None, metavar="NAME",
+                   help="the MutatingWebhookConfiguration of sidecar injection: the operator serves POST /mutate-pods and keeps "
+                        "the configuration's caBundle equal to its CA; 'off' does neither (env AGENTOPS_WEBHOOK_CONFIGURATION; "
+                        f"default {d['webhook_configuration']})")
+    p.add_argument("--sidecar-image", default=None,
+                   help="image of the injected sidecar (env AGENTOPS_SIDECAR_IMAGE; default: env AGENTOPS_OPERATOR_IMAGE, the "
+                        f"operator's own image, else {d['sidecar_image']})")
+    p.add_argument("--sidecar-operator-url", default=None, metavar="URL",
+                   help="the operator's API as injected sidecars reach it (env AGENTOPS_SIDECAR_OPERATOR_URL; default "
+                        "https://agentops-operator.<control namespace>.svc:<http port>, http:// with --tls off)")
     LEASE.add_to(p)
     STATUS_HEARTBEAT.add_to(p)
     p.add_argument("--max-writes-in-flight", type=int, default=None,
@@ -183,6 +206,14 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
     google = args.google_certs_url or env("AGENTOPS_GOOGLE_CERTS_URL") or d["google_certs_url"]
     ca_configmap = args.ca_configmap or env("AGENTOPS_CA_CONFIGMAP") or d["ca_configmap"]
     audience = args.token_audience or env("AGENTOPS_TOKEN_AUDIENCE") or d["token_audience"]
+    webhook_configuration = args.webhook_configuration or env("AGENTOPS_WEBHOOK_CONFIGURATION") or d["webhook_configuration"]
+    sidecar_image = (args.sidecar_image or env("AGENTOPS_SIDECAR_IMAGE") or env("AGENTOPS_OPERATOR_IMAGE")
+                     or d["sidecar_image"]).strip()
+    if not sidecar_image:
+        raise ConfigError("--sidecar-image must not be empty")
+    sidecar_operator_url = args.sidecar_operator_url or env("AGENTOPS_SIDECAR_OPERATOR_URL") or d["sidecar_operator_url"]
+    if sidecar_operator_url and not sidecar_operator_url.startswith(("https://", "http://")):
+        raise ConfigError(f"--sidecar-operator-url: {sidecar_operator_url!r} is not an http:// or https:// URL")
     if not audience.strip():
         raise ConfigError("--token-audience must not be empty")
 
@@ -200,6 +231,9 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         tls_hosts=tuple(h.strip() for h in (args.tls_hosts or env("AGENTOPS_TLS_HOSTS") or "").split(",") if h.strip()),
         ca_configmap=None if ca_configmap.lower() == "off" else ca_configmap,
         tls_check_interval_s=TLS_CHECK_INTERVAL.read(args),
+        webhook_configuration=None if webhook_configuration.lower() == "off" else webhook_configuration,
+        sidecar_image=sidecar_image,
+        sidecar_operator_url=sidecar_operator_url,
         lease_s=LEASE.read(args),
         status_heartbeat_s=STATUS_HEARTBEAT.read(args),
         max_writes_in_flight=int(number(args.max_writes_in_flight, "--max-writes-in-flight", "AGENTOPS_MAX_WRITES_IN_FLIGHT",
