@@ -68,6 +68,7 @@ bench: install envtest
 	$(BIN)/python tests/bench/bench_healing.py $(HEALING_BENCH_ARGS)
 	$(BIN)/python tests/bench/bench_gateway.py $(GATEWAY_BENCH_ARGS)
 	$(BIN)/python tests/bench/bench_identity.py $(IDENTITY_BENCH_ARGS)
+	$(BIN)/python tests/bench/bench_admission.py $(ADMISSION_BENCH_ARGS)
 
 ## The local all-in-one run; Ctrl-C stops everything.
 demo: install envtest
