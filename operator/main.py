@@ -38,6 +38,7 @@ from agentops_operator.runtime_cloudrun import CloudRunRuntime
 from agentops_operator.runtime_kubernetes import KubernetesRuntime
 from agentops_operator.resources import AGENTS, FAULTS
 from agentops_operator.settings import OperatorSettings
+from agentops_operator.sidecar_watch import watch_for_bare_pods
 from agentops_operator.status_writer import StatusWriter
 
 log = logging.getLogger("agentops.operator")
@@ -174,6 +175,10 @@ async def _start(settings: OperatorSettings, stack: contextlib.AsyncExitStack) -
     stack.push_async_callback(_stop, checks_task)
     resync_task = asyncio.create_task(_resync_forever(kube, reconciler, settings), name="resync")
     stack.push_async_callback(_stop, resync_task)
+    if settings.webhook_configuration:
+        scan_task = asyncio.create_task(watch_for_bare_pods(kube, reconciler, settings.sidecar_scan_interval_s),
+                                        name="sidecar-scan")
+        stack.push_async_callback(_stop, scan_task)
 
     await start_api(settings, kube, reconciler, metrics, stack)
     return reconciler, checks

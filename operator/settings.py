@@ -42,6 +42,7 @@ class OperatorSettings:
     webhook_configuration: str | None = "agentops-sidecar-injector"
     sidecar_image: str = "agentops:dev"  # of injected sidecars; from_args prefers AGENTOPS_OPERATOR_IMAGE
     sidecar_operator_url: str = ""  # what injected sidecars dial; empty: the operator Service in the control namespace
+    sidecar_scan_interval_s: float = 30.0  # how often pods are checked for a missing sidecar (SidecarMissing)
     lease_s: float = 30.0
     status_heartbeat_s: float = 60.0
     max_writes_in_flight: int = 8
@@ -102,6 +103,9 @@ RESYNC_INTERVAL = DurationOption(
 TLS_CHECK_INTERVAL = DurationOption(
     "--tls-check-interval", "AGENTOPS_TLS_CHECK_INTERVAL", DEFAULTS["tls_check_interval_s"], minimum_s=1,
     help="how often the serving certificate's Secret is read again, to renew it or to load one rotated by cert-manager")
+SIDECAR_SCAN_INTERVAL = DurationOption(
+    "--sidecar-scan-interval", "AGENTOPS_SIDECAR_SCAN_INTERVAL", DEFAULTS["sidecar_scan_interval_s"], minimum_s=1,
+    help="how often the pods of namespaces with Agents are listed to find those running without the injected sidecar")
 # At most 10 minutes: a ServiceAccount that is deleted must stop working soon after. Each
 # review costs the operator ~1.4 ms of CPU, and a steady sidecar's token is reviewed about
 # once per 3/4 of this (in the background): 10,000 sidecars at 2 min ≈ 110 reviews/s.
@@ -156,6 +160,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sidecar-image", default=None,
                    help="image of the injected sidecar (env AGENTOPS_SIDECAR_IMAGE; default: env AGENTOPS_OPERATOR_IMAGE, the "
                         f"operator's own image, else {d['sidecar_image']})")
+    SIDECAR_SCAN_INTERVAL.add_to(p)
     p.add_argument("--sidecar-operator-url", default=None, metavar="URL",
                    help="the operator's API as injected sidecars reach it (env AGENTOPS_SIDECAR_OPERATOR_URL; default "
                         "https://agentops-operator.<control namespace>.svc:<http port>, http:// with --tls off)")
@@ -234,6 +239,7 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         webhook_configuration=None if webhook_configuration.lower() == "off" else webhook_configuration,
         sidecar_image=sidecar_image,
         sidecar_operator_url=sidecar_operator_url,
+        sidecar_scan_interval_s=SIDECAR_SCAN_INTERVAL.read(args),
         lease_s=LEASE.read(args),
         status_heartbeat_s=STATUS_HEARTBEAT.read(args),
         max_writes_in_flight=int(number(args.max_writes_in_flight, "--max-writes-in-flight", "AGENTOPS_MAX_WRITES_IN_FLIGHT",

@@ -40,7 +40,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from operator_harness import OperatorProcess, free_port, secret_ca, wait_for
+from operator_harness import Kube, OperatorProcess, agent_manifest, free_port, secret_ca, wait_for
 
 from agentops.local_pki import issue_certificate, pem_cert, pem_key
 from agentops_operator.injection import SIDECAR_NAME
@@ -378,7 +378,9 @@ def test_with_the_operator_down_pods_are_created_bare_and_the_scan_finds_them(
         cluster: Any, make_namespace: Callable[[], str], inject: Callable[..., Injection], api: KubeClient) -> None:
     ns = make_namespace()
     label(cluster, ns, f"{INJECT}=enabled")
-    injection = inject([ns])
+    kube = Kube(cluster, ns)
+    kube.apply(agent_manifest("chat"))
+    injection = inject([ns], "--sidecar-scan-interval", "1s")
     owner = injection.create(ns, replicaset("chat", "6c8f7d5b4"), version="apps/v1", plural="replicasets")
     covered = injection.create(ns, pod(agent=None, owner=owner))
     injected_once(covered)
@@ -397,6 +399,15 @@ def test_with_the_operator_down_pods_are_created_bare_and_the_scan_finds_them(
     injection.op.start()  # the same port: the webhook configuration still points at it
     wait_for(lambda: injection.probe(ns), timeout=20, what="injection back with the operator")
     injected_once(injection.create(ns, pod(agent=None, owner=owner)))
+    # The operator, back, reports the bare pod on its Agent - condition and Event - until it is gone.
+    missing = wait_for(lambda: kube.condition("agent", "chat", "SidecarMissing").get("status") == "True"
+                       and kube.condition("agent", "chat", "SidecarMissing"), timeout=30, what="SidecarMissing=True")
+    assert missing["reason"] == "PodsWithoutSidecar" and bare["metadata"]["name"] in missing["message"], missing
+    (event,) = [e for e in kube.events("chat") if e["reason"] == "SidecarMissing"]
+    assert event["type"] == "Warning" and bare["metadata"]["name"] in event["message"]
+    cluster.kubectl("delete", "pod", bare["metadata"]["name"], "-n", ns, "--grace-period=0", "--force")
+    wait_for(lambda: kube.condition("agent", "chat", "SidecarMissing").get("status") == "False", timeout=30,
+             what="SidecarMissing=False once the bare pod is gone")
 
 
 class Issuer:

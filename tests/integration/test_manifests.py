@@ -184,7 +184,7 @@ def test_base_installs_what_the_operator_needs(renderings: dict[str, Rendering])
     assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
     service = base.find("Service", "agentops-operator")
     assert service["spec"]["ports"] == [{"name": "api", "port": 8080, "targetPort": "api"}]
-    # The samples carry no sidecar: the operator's webhook injects it (tests/integration/test_injection.py).
+    # The samples carry no sidecar: the operator's webhook injects it (tests/integration/test_injection_webhook.py).
     for name in ("chat", "summary"):
         pod = renderings["manifests/samples/cluster"].find("Deployment", name)["spec"]["template"]["spec"]
         assert [c["name"] for c in pod["containers"]] == ["agent"] and not pod.get("initContainers"), name
