@@ -22,7 +22,6 @@ import base64
 import json
 import os
 import ssl
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "bench"))
 from agentops.envtest import ControlPlane  # noqa: E402
-from bench_common import Results, percentile, write_json  # noqa: E402
+from bench_common import Results, control_plane_with_crds, percentile, write_json  # noqa: E402
 from bench_scale import Api, Operator  # noqa: E402
 
 INJECTED, PLAIN = "bench-injected", "bench-plain"
@@ -183,12 +182,7 @@ def main() -> int:
     res = Results()
     print(f"bench-admission: {args.pods} pods injected and {args.pods} not × {args.rounds} rounds, {args.clients} "
           f"client(s), {os.cpu_count()} CPUs", flush=True)
-    with ControlPlane() as cp:
-        kubectl = [str(cp.kubectl_path), f"--kubeconfig={cp.kubeconfig}"]
-        # The operator watches Agents of its namespace: it needs their CRDs to start.
-        subprocess.run([*kubectl, "apply", "-f", str(REPO / "crds")], check=True, capture_output=True, timeout=60)
-        subprocess.run([*kubectl, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
-                       check=True, capture_output=True, timeout=90)
+    with control_plane_with_crds() as cp:
         asyncio.run(run(cp, args, res, args.json.parent))
     print()
     print(res.table())

@@ -8,11 +8,13 @@ information, never as an assertion: a benchmark reports, it does not fail.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from operator_harness import free_port as free_port  # noqa: F401  (re-exported for the benchmarks)
 
+from agentops.envtest import ControlPlane  # noqa: E402
 from agentops.processes import set_pdeathsig, terminate  # noqa: E402
 
 
@@ -100,6 +103,17 @@ def machine() -> dict[str, Any]:
     """What a reader needs to judge the numbers: CPUs, load average, Python, platform."""
     return {"cpus": os.cpu_count(), "loadavg": list(os.getloadavg()), "python": platform.python_version(),
             "platform": platform.platform()}
+
+
+@contextlib.contextmanager
+def control_plane_with_crds() -> Iterator[ControlPlane]:
+    """A local etcd + kube-apiserver with the project's CRDs applied and Established (stopped on exit)."""
+    with ControlPlane() as cp:
+        kubectl = [str(cp.kubectl_path), f"--kubeconfig={cp.kubeconfig}"]
+        subprocess.run([*kubectl, "apply", "-f", str(REPO / "crds")], check=True, capture_output=True, timeout=60)
+        subprocess.run([*kubectl, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
+                       check=True, capture_output=True, timeout=90)
+        yield cp
 
 
 def write_json(path: Path, params: dict[str, Any], res: Results, **extra: Any) -> None:

@@ -32,7 +32,6 @@ import functools
 import json
 import os
 import ssl
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,7 +45,7 @@ sys.path.insert(0, str(REPO / "tests" / "bench"))
 from operator_harness import report  # noqa: E402
 
 from agentops.envtest import ControlPlane  # noqa: E402
-from bench_common import Results, Target, percentile  # noqa: E402
+from bench_common import Results, Target, control_plane_with_crds, percentile, write_json  # noqa: E402
 from bench_scale import GROUP_PATH, Api, Operator, agent_body  # noqa: E402
 
 MODES = ("off", "identity", "tls+identity")
@@ -185,17 +184,11 @@ def main() -> int:
     res = Results()
     print(f"bench-identity: {args.agents} agents, {args.reports} reports × {len(MODES)} modes × {args.rounds} rounds, "
           f"{args.clients} clients, {os.cpu_count()} CPUs", flush=True)
-    with ControlPlane() as cp:
-        kubectl = [str(cp.kubectl_path), f"--kubeconfig={cp.kubeconfig}"]
-        subprocess.run([*kubectl, "apply", "-f", str(REPO / "crds")], check=True, capture_output=True, timeout=60)
-        subprocess.run([*kubectl, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
-                       check=True, capture_output=True, timeout=90)
+    with control_plane_with_crds() as cp:
         asyncio.run(run(cp, args, res, args.json.parent))
     print()
     print(res.table())
-    args.json.write_text(json.dumps({"params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                                     "metrics": {k: {"value": v, "unit": u, "label": lbl} for k, (v, u, lbl) in res.rows.items()}},
-                                    indent=2))
+    write_json(args.json, vars(args), res)
     print(f"\nwrote {args.json}")
     return 0
 
