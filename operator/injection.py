@@ -410,6 +410,14 @@ def _patch(pod: Mapping[str, Any], agent: str, tuning: _Tuning, config: Injectio
         ops.append({"op": "add", "path": pointer("metadata", "annotations", INJECTED_ANNOTATION), "value": agent})
     else:
         ops.append({"op": "add", "path": pointer("metadata", "annotations"), "value": {INJECTED_ANNOTATION: agent}})
+    # The agent's name as a label too, when it came from elsewhere (annotation, owner): what
+    # the PodMonitor and `kubectl get pods -l agentops.dev/agent=...` select by.
+    labels = _meta(pod, "labels")
+    if AGENT_KEY not in labels:
+        if labels:
+            ops.append({"op": "add", "path": pointer("metadata", "labels", AGENT_KEY), "value": agent})
+        else:
+            ops.append({"op": "add", "path": pointer("metadata", "labels"), "value": {AGENT_KEY: agent}})
     return ops
 
 

@@ -20,6 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import pytest
 import requests
 import yaml
@@ -29,6 +30,8 @@ from sidecar_harness import SidecarProcess, Traffic
 from test_original_workflow import REQUESTS
 # `chat`: the real operator and a real sidecar supervising the sample chat agent.
 from test_self_healing_workflow import QUICK, chat  # noqa: F401
+
+from agentops_operator.injection import InjectionConfig, decide
 
 REPO = Path(__file__).resolve().parents[2]
 OVERLAY = REPO / "manifests" / "overlays" / "monitoring"
@@ -201,4 +204,8 @@ def test_the_monitoring_overlay_renders(cluster: Any) -> None:
     samples_ = yaml.safe_load_all(cluster.kubectl("kustomize", str(REPO / "manifests" / "samples" / "cluster")).stdout)
     agents = [d["spec"]["template"] for d in samples_ if d["kind"] == "Deployment"
               and "agentops.dev/agent" in d["spec"]["template"]["metadata"]["labels"]]
-    assert agents and all("admin" in {p["name"] for c in t["spec"]["containers"] for p in c.get("ports", ())} for t in agents)
+    # The sidecar - and its port `admin` - comes into those pods by injection.
+    config = InjectionConfig(image="agentops:dev")
+    injected = [jsonpatch.apply_patch(t, decide(t, "agents-demo", config).patch or []) for t in agents]
+    assert injected and all("admin" in {p["name"] for c in t["spec"]["initContainers"] for p in c.get("ports", ())}
+                            and t["metadata"]["labels"]["agentops.dev/agent"] for t in injected)

@@ -451,3 +451,10 @@ def test_the_restricted_check_catches_what_it_is_for() -> None:
                                                              "capabilities": {"add": ["SYS_ADMIN"]}}}]}}
     problems = restricted_violations(pod, {"bad"}, {"host"})
     assert len(problems) == 10, problems
+
+
+def test_an_agent_named_by_its_owner_gets_the_agent_label_for_monitors_and_selectors() -> None:
+    patched, decision = injected(deployment_pod())
+    assert patched["metadata"]["labels"]["agentops.dev/agent"] == decision.agent == "chat"
+    labelled, _ = injected(deployment_pod(labels={"agentops.dev/agent": "support"}))
+    assert labelled["metadata"]["labels"]["agentops.dev/agent"] == "support"  # its own label, untouched
